@@ -1,0 +1,109 @@
+"""Analytic cost of a network spec: multiply-adds, parameters, activations.
+
+Like pycls, every layer has a cost function, so a candidate's cost is known
+from its spec without building or running anything. Units: ``macs`` are
+multiply-adds of convolutions and linear layers (the paper's "FLOPs"; fvcore's
+"flops"; half of ``torch.utils.flop_counter``'s), ``params`` counts every
+parameter, ``acts`` counts output elements of every conv and linear layer.
+BatchNorm, activations and pooling are not in ``macs``.
+
+>>> from scalesearch.arch import load_base, scale
+>>> c = network_cost(scale(load_base("b0")), 224)
+>>> c.macs, c.params
+(385814752, 5288548)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .arch import NetworkSpec
+
+
+@dataclass(frozen=True)
+class Cost:
+    macs: int = 0
+    params: int = 0
+    acts: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.macs + other.macs, self.params + other.params, self.acts + other.acts)
+
+
+def conv_out(size: int, kernel: int, stride: int) -> int:
+    """Output side of a conv with the builder's symmetric padding kernel // 2."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def conv_cost(size: int, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, bias: bool = False) -> tuple[Cost, int]:
+    """Cost of one conv on a size×size input, and its output side."""
+    out = conv_out(size, kernel, stride)
+    weights = kernel * kernel * cin // groups * cout
+    return Cost(macs=weights * out * out, params=weights + (cout if bias else 0), acts=cout * out * out), out
+
+
+def bn_cost(channels: int) -> Cost:
+    return Cost(params=2 * channels)
+
+
+def linear_cost(cin: int, cout: int) -> Cost:
+    return Cost(macs=cin * cout, params=cin * cout + cout, acts=cout)
+
+
+def layer_costs(spec: NetworkSpec, resolution: int | None = None, num_classes: int = 1000, in_channels: int = 3) -> list[tuple[str, Cost]]:
+    """(layer name, cost) for every layer in order, BatchNorm folded into its conv."""
+    size = spec.resolution if resolution is None else resolution
+    rows: list[tuple[str, Cost]] = []
+
+    def conv(name: str, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> None:
+        nonlocal size
+        c, size = conv_cost(size, cin, cout, kernel, stride, groups)
+        rows.append((name, c + bn_cost(cout)))
+
+    conv("stem", in_channels, spec.stem, 3, 2)
+    for i, b in enumerate(spec.blocks()):
+        if b.expand != 1:
+            conv(f"blocks.{i}.expand", b.in_ch, b.mid_ch)
+        conv(f"blocks.{i}.depthwise", b.mid_ch, b.mid_ch, b.kernel, b.stride, groups=b.mid_ch)
+        if b.se_ch:
+            # Squeeze-excitation runs two biased 1×1 convs on the pooled 1×1 map.
+            reduce, _ = conv_cost(1, b.mid_ch, b.se_ch, bias=True)
+            expand, _ = conv_cost(1, b.se_ch, b.mid_ch, bias=True)
+            rows.append((f"blocks.{i}.se", reduce + expand))
+        conv(f"blocks.{i}.project", b.mid_ch, b.out_ch)
+    conv("head", spec.stages[-1].out_ch, spec.head)
+    rows.append(("classifier", linear_cost(spec.head, num_classes)))
+    return rows
+
+
+def network_cost(spec: NetworkSpec, resolution: int | None = None, num_classes: int = 1000, in_channels: int = 3) -> Cost:
+    """Total analytic cost of `spec` at `resolution` (default: the spec's own)."""
+    total = Cost()
+    for _, c in layer_costs(spec, resolution, num_classes, in_channels):
+        total = total + c
+    return total
+
+
+def measure(spec: NetworkSpec, resolution: int | None = None, num_classes: int = 1000, in_channels: int = 3) -> dict[str, int]:
+    """Count the built network with fvcore (slow; the analytic figures need no run).
+
+    Returns ``conv_linear_macs`` (fvcore's conv + linear counts, comparable to
+    :func:`network_cost`), ``total_macs`` (fvcore's total, BatchNorm and pooling
+    included) and ``params`` (``sum(p.numel())``).
+    """
+    import torch
+    from fvcore.nn import FlopCountAnalysis
+
+    from .model import build
+
+    size = spec.resolution if resolution is None else resolution
+    net = build(spec, num_classes, in_channels).eval()
+    with torch.no_grad():
+        flops = FlopCountAnalysis(net, torch.zeros(1, in_channels, size, size))
+        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        by_op = flops.by_operator()
+        total = flops.total()
+    return {
+        "conv_linear_macs": int(by_op.get("conv", 0) + by_op.get("linear", 0) + by_op.get("addmm", 0)),
+        "total_macs": int(total),
+        "params": sum(p.numel() for p in net.parameters()),
+    }
