@@ -67,6 +67,7 @@ class Block:
     stride: int
     expand: int
     se_ch: int  # squeeze channels; 0 means no squeeze-excitation
+    stage: int = 1
 
     @property
     def mid_ch(self) -> int:
@@ -107,12 +108,12 @@ class NetworkSpec:
 
     def blocks(self) -> Iterator[Block]:
         """Every MBConv block in order; stage repeats after the first keep stride 1."""
-        for s in self.stages:
+        for n, s in enumerate(self.stages, 1):
             se_ch = max(1, int(s.in_ch * s.se_ratio)) if s.se_ratio > 0 else 0
-            yield Block(s.in_ch, s.out_ch, s.kernel, s.stride, s.expand, se_ch)
+            yield Block(s.in_ch, s.out_ch, s.kernel, s.stride, s.expand, se_ch, n)
             se_ch = max(1, int(s.out_ch * s.se_ratio)) if s.se_ratio > 0 else 0
             for _ in range(s.repeats - 1):
-                yield Block(s.out_ch, s.out_ch, s.kernel, 1, s.expand, se_ch)
+                yield Block(s.out_ch, s.out_ch, s.kernel, 1, s.expand, se_ch, n)
 
 
 def round_filters(channels: int, width: float, divisor: int = 8) -> int:

@@ -61,15 +61,16 @@ def layer_costs(spec: NetworkSpec, resolution: int | None = None, num_classes: i
 
     conv("stem", in_channels, spec.stem, 3, 2)
     for i, b in enumerate(spec.blocks()):
+        name = f"stage{b.stage}.block{i}"
         if b.expand != 1:
-            conv(f"blocks.{i}.expand", b.in_ch, b.mid_ch)
-        conv(f"blocks.{i}.depthwise", b.mid_ch, b.mid_ch, b.kernel, b.stride, groups=b.mid_ch)
+            conv(f"{name}.expand", b.in_ch, b.mid_ch)
+        conv(f"{name}.depthwise", b.mid_ch, b.mid_ch, b.kernel, b.stride, groups=b.mid_ch)
         if b.se_ch:
             # Squeeze-excitation runs two biased 1×1 convs on the pooled 1×1 map.
             reduce, _ = conv_cost(1, b.mid_ch, b.se_ch, bias=True)
             expand, _ = conv_cost(1, b.se_ch, b.mid_ch, bias=True)
-            rows.append((f"blocks.{i}.se", reduce + expand))
-        conv(f"blocks.{i}.project", b.mid_ch, b.out_ch)
+            rows.append((f"{name}.se", reduce + expand))
+        conv(f"{name}.project", b.mid_ch, b.out_ch)
     conv("head", spec.stages[-1].out_ch, spec.head)
     rows.append(("classifier", linear_cost(spec.head, num_classes)))
     return rows
@@ -81,6 +82,15 @@ def network_cost(spec: NetworkSpec, resolution: int | None = None, num_classes: 
     for _, c in layer_costs(spec, resolution, num_classes, in_channels):
         total = total + c
     return total
+
+
+def stage_costs(spec: NetworkSpec, resolution: int | None = None, num_classes: int = 1000, in_channels: int = 3) -> dict[str, Cost]:
+    """Costs summed per stem, stage1 … stageN, head and classifier."""
+    totals: dict[str, Cost] = {}
+    for name, c in layer_costs(spec, resolution, num_classes, in_channels):
+        key = name.split(".")[0]
+        totals[key] = totals.get(key, Cost()) + c
+    return totals
 
 
 def measure(spec: NetworkSpec, resolution: int | None = None, num_classes: int = 1000, in_channels: int = 3) -> dict[str, int]:
