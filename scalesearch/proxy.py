@@ -1,0 +1,180 @@
+"""Short proxy training runs: one candidate network, a few epochs, validation top-1 per epoch.
+
+The data already sits on the device (:class:`scalesearch.data.DeviceData`);
+the hot loop makes no host round trip per step: losses accumulate on the
+device and are read once per epoch, which is also where divergence is caught.
+On CUDA it trains in bf16 autocast with channels_last and cudnn autotuning; on
+the CPU it uses channels_last (2.7× faster than contiguous for B0 at 32 px).
+
+>>> import torch
+>>> from scalesearch.arch import load_base, scale
+>>> from scalesearch.data import DeviceData, load_data
+>>> from scalesearch.space import ProxySettings
+>>> data = DeviceData(load_data("synthetic:64"), torch.device("cpu"))
+>>> r = train(scale(load_base("tiny-mbconv")), data, ProxySettings(epochs=1, batch_size=32), resolution=16, seed=0)
+>>> len(r.val_acc), 0.0 <= r.val_acc[0] <= 1.0
+(1, True)
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .arch import NetworkSpec
+from .data import DeviceData
+from .errors import ScaleSearchError
+from .model import build
+from .space import ProxySettings
+
+# Called after every epoch with (epoch index from 0, val top-1 in [0, 1], val loss).
+# It may raise (e.g. optuna.TrialPruned) to stop the run early.
+EpochHook = Callable[[int, float, float], None]
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class ProxyResult:
+    val_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    train_images: int = 0
+
+    @property
+    def final_acc(self) -> float:
+        return self.val_acc[-1]
+
+    @property
+    def best_epoch(self) -> int:
+        return max(range(len(self.val_acc)), key=self.val_acc.__getitem__)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` takes the first GPU when there is one; `cuda:N` must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ScaleSearchError(f"unknown device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ScaleSearchError(f"unknown device {name!r}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ScaleSearchError(f"device {name!r} is not available: this machine has {count} CUDA device(s)")
+    return device
+
+
+def configure(device: torch.device) -> None:
+    """Process-wide speed settings for `device`; call once per worker."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        # One thread per core this process may use (cgroup/affinity aware where the OS says).
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, cores))
+
+
+def make_optimizer(net: nn.Module, s: ProxySettings) -> torch.optim.Optimizer:
+    # No weight decay on BatchNorm and biases (1-D tensors), as in the official recipe.
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, nesterov=s.momentum > 0)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=s.lr)
+    return torch.optim.RMSprop(groups, lr=s.lr, alpha=0.9, eps=1e-3, momentum=s.momentum)
+
+
+def lr_factor(s: ProxySettings, step: int, total: int, warmup: int) -> float:
+    """Multiplier of the base learning rate at `step` (linear warmup, then the schedule)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    if s.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t))
+    if s.schedule == "step":
+        return 0.1 ** (int(t >= 0.5) + int(t >= 0.75))
+    return 1.0
+
+
+def train(
+    spec: NetworkSpec,
+    data: DeviceData,
+    settings: ProxySettings,
+    resolution: int,
+    seed: int = 0,
+    on_epoch: EpochHook | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> ProxyResult:
+    """Train `spec` from scratch for ``settings.epochs`` epochs; evaluate after each.
+
+    Deterministic on the CPU for a given seed (weights, shuffling, augmentation,
+    dropout). Raises :class:`Diverged` on a NaN/inf loss.
+    """
+    device = data.device
+    torch.manual_seed(seed)
+    net = build(spec, data.num_classes, data.in_channels).to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(net, settings)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    gen = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(data.num_train / settings.batch_size)
+    total, warmup = settings.epochs * steps_per_epoch, settings.warmup_epochs * steps_per_epoch
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    result, step, start = ProxyResult(), 0, time.perf_counter()
+    for epoch in range(settings.epochs):
+        net.train()
+        loss_sum = torch.zeros((), device=device)
+        for x, y in data.train_batches(settings.batch_size, resolution, gen):
+            for g, lr in zip(optimizer.param_groups, base_lrs):
+                g["lr"] = lr * lr_factor(settings, step, total, warmup)
+            with amp:
+                loss = loss_fn(net(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().float() * len(y)
+            step += 1
+            if on_step:
+                on_step(step, total)
+        train_loss = loss_sum.item() / data.num_train  # the one sync per epoch
+        if not math.isfinite(train_loss):
+            raise Diverged(f"training loss became {train_loss} in epoch {epoch + 1}")
+        acc, val_loss = evaluate(net, data, settings.batch_size, resolution, amp)
+        result.train_loss.append(train_loss)
+        result.val_acc.append(acc)
+        result.val_loss.append(val_loss)
+        result.seconds = time.perf_counter() - start
+        result.train_images += data.num_train
+        if on_epoch:
+            on_epoch(epoch, acc, val_loss)
+    return result
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, data: DeviceData, batch_size: int, resolution: int, amp) -> tuple[float, float]:
+    """Validation top-1 (fraction) and mean cross-entropy."""
+    net.eval()
+    correct = torch.zeros((), device=data.device)
+    loss_sum = torch.zeros((), device=data.device)
+    for x, y in data.val_batches(batch_size * 2, resolution):
+        with amp:
+            logits = net(x).float()
+        correct += (logits.argmax(1) == y).sum()
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
+    n = data.num_val
+    return correct.item() / n, loss_sum.item() / n

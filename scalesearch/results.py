@@ -1,0 +1,141 @@
+"""From a study to tables: every trial as a DataFrame row, candidates ranked with honest ties.
+
+A candidate is one (α, β, γ) at one φ; its seeds are separate trials. The rank
+orders candidates by mean final validation top-1 over their complete seeds.
+With two or more seeds each mean gets a 95% Student-t interval and every
+candidate whose interval overlaps the leader's is marked tied with it; with a
+single seed no interval exists and the table says so.
+
+>>> import pandas as pd
+>>> trials = pd.DataFrame({"state": ["COMPLETE"] * 4, "alpha": [1.2, 1.2, 1.1, 1.1], "beta": [1.1] * 4,
+...                        "gamma": [1.15] * 4, "phi": [1] * 4, "value": [0.80, 0.82, 0.70, 0.71]})
+>>> r = ranking(trials)
+>>> list(r["alpha"]), list(r["tied"])
+[1.2, 1.1], [True, False]
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+# Two-sided 95% Student-t quantiles for 1 … 30 degrees of freedom; 1.96 beyond.
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+KEY = ["phi", "alpha", "beta", "gamma"]
+ATTRS = ["alpha", "beta", "gamma", "seed", "phi", "nominal", "measured_target", "measured_proxy", "target_resolution",
+         "proxy_resolution", "params", "macs_proxy", "macs_target", "acts_proxy", "best_acc", "best_epoch",
+         "seconds", "fail_reason", "device"]
+
+
+def t95(dof: int) -> float:
+    return _T95[dof - 1] if 1 <= dof <= len(_T95) else 1.96
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial, every recorded attribute a column (grid-race placeholders left out)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        if a.get("unqueued") or "alpha" not in a:
+            continue
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "value": t.value}
+        row.update({k: a.get(k) for k in ATTRS})
+        row["phi"] = a.get("phi", 1)
+        if t.state.name == "FAIL" and not row["fail_reason"]:
+            row["fail_reason"] = "worker lost (no heartbeat)" if "failed_trial" not in t.system_attrs else "retried"
+        accs = a.get("val_acc") or []
+        row["epochs_done"] = len(accs)
+        row["val_acc_per_epoch"] = " ".join(f"{x:.4f}" for x in accs)
+        row["retry_of"] = t.system_attrs.get("failed_trial")
+        row["started"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
+        rows.append(row)
+    columns = ["trial", "state", "value", *ATTRS, "epochs_done", "val_acc_per_epoch", "retry_of", "started"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = False) -> pd.DataFrame:
+    """Candidates ranked by mean final val top-1 over complete seeds, with 95% intervals and ties.
+
+    `include_all` adds candidates with no complete seed (pruned / failed) after the ranked ones.
+    """
+    df = trials if phi is None else trials[trials["phi"] == phi]
+    if df.empty:
+        return pd.DataFrame(columns=[*KEY, "rank", "seeds", "acc_mean", "acc_std", "ci95", "tied", "state"])
+    rows = []
+    for key, g in df.groupby(KEY, sort=False):
+        done = g[g["state"] == "COMPLETE"]
+        first = (done if len(done) else g).iloc[0]
+        n = len(done)
+        mean = done["value"].mean() if n else math.nan
+        std = done["value"].std(ddof=1) if n > 1 else math.nan
+        rows.append({
+            **dict(zip(KEY, key)), "seeds": n, "acc_mean": mean, "acc_std": std,
+            "ci95": t95(n - 1) * std / math.sqrt(n) if n > 1 else math.nan,
+            **{k: first.get(k) for k in ("nominal", "measured_target", "measured_proxy", "target_resolution",
+                                          "proxy_resolution", "params", "macs_proxy", "macs_target", "acts_proxy")},
+            "best_epoch": int(done["best_epoch"].mode().iloc[0]) if n and "best_epoch" in done and done["best_epoch"].notna().any() else None,
+            "seconds": g["seconds"].sum(min_count=1) if "seconds" in g else math.nan,
+            "state": _state(g),
+        })
+    out = pd.DataFrame(rows)
+    ranked = out[out["seeds"] > 0].sort_values("acc_mean", ascending=False, kind="stable").reset_index(drop=True)
+    ranked.insert(0, "rank", range(1, len(ranked) + 1))
+    ranked["tied"] = _ties(ranked)
+    if include_all:
+        rest = out[out["seeds"] == 0].assign(rank=None, tied=False)
+        ranked = pd.concat([ranked, rest[ranked.columns]], ignore_index=True) if len(rest) else ranked
+    return ranked
+
+
+def _state(g: pd.DataFrame) -> str:
+    """complete / pruned / failed: <reason>, from the candidate's seeds."""
+    states = set(g["state"])
+    if "COMPLETE" in states:
+        return "complete" if states <= {"COMPLETE"} else "complete (some seeds " + ", ".join(sorted(s.lower() for s in states - {"COMPLETE"})) + ")"
+    if "PRUNED" in states:
+        return "pruned"
+    if "FAIL" in states:
+        reasons = [r for r in g["fail_reason"] if isinstance(r, str) and r]
+        return "failed: " + (reasons[-1] if reasons else "unknown")
+    return next(iter(states)).lower()
+
+
+def _ties(ranked: pd.DataFrame) -> list[bool]:
+    """Tied with the leader when the 95% intervals overlap; nothing is tied without intervals."""
+    if ranked.empty:
+        return []
+    lead = ranked.iloc[0]
+    if math.isnan(lead["ci95"]):
+        return [False] * len(ranked)
+    low = lead["acc_mean"] - lead["ci95"]
+    return [bool(not math.isnan(r.ci95) and r.acc_mean + r.ci95 >= low) for r in ranked.itertuples()]
+
+
+def has_intervals(ranked: pd.DataFrame) -> bool:
+    return bool(len(ranked)) and bool(ranked["ci95"].notna().any())
+
+
+def winner(ranked: pd.DataFrame) -> pd.Series | None:
+    return ranked.iloc[0] if len(ranked) else None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so no reader ever sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_tables(study: optuna.Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """trials.csv (every trial, every column) and ranking.csv (complete candidates at φ = 1)."""
+    trials = trials_frame(study)
+    ranked = ranking(trials)
+    write_atomic(folder / "trials.csv", trials.to_csv(index=False))
+    write_atomic(folder / "ranking.csv", ranked.to_csv(index=False))
+    return trials, ranked

@@ -1,0 +1,354 @@
+"""The search driver: an Optuna study whose trials are proxy-trained candidates.
+
+One trial is one (candidate, seed) pair. With the grid sampler every feasible
+point is enqueued once, so any number of workers on the same storage pop
+distinct candidates; other samplers propose points on the budget manifold
+(:func:`scalesearch.space.suggest`). Every candidate's nominal and measured
+cost, per-epoch accuracy and timing are stored as trial user attributes, so the
+study alone is the record of the run.
+
+Running the same options again resumes the study: nothing complete is retrained.
+With an RDB storage, workers send heartbeats; a trial whose worker died is
+failed after the grace period and re-queued (linked to the original).
+
+>>> opts = RunOptions(base="tiny-mbconv", data="synthetic:64", epochs=1, results_dir="/tmp/scalesearch-doctest")
+>>> plan = prepare(opts)  # validates everything, writes nothing
+>>> plan.study_name, len(plan.report.feasible) > 0
+('tiny-mbconv-2x-default-measured-synthetic', True)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from . import __version__, proxy
+from .arch import BaseNetwork, load_base
+from .data import Dataset, DeviceData, load_data, subset
+from .errors import ScaleSearchError
+from .space import Candidate, GridReport, SearchSpace, assess, candidate_spec, feasible_grid, load_space, parse_budget, require_feasible, suggest
+from .storage import open_storage, redact
+
+log = logging.getLogger(__name__)
+
+# Trials failed for these reasons are re-queued on resume; others (divergence, OOM) are final.
+RETRYABLE = ("interrupted",)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `scalesearch run` takes; None means "as the search-space file says"."""
+
+    base: str = "b0"
+    space: str = "default"
+    data: str = "embedded"
+    device: str = "auto"
+    budget: str | float | None = None
+    constraint: str | None = None
+    tolerance: float | None = None
+    sampler: str | None = None
+    trials: int | None = None
+    pruner: str | None = None
+    epochs: int | None = None
+    seeds: int | None = None
+    train: int | None = None
+    val: int | None = None
+    batch_size: int | None = None
+    resolution: int | None = None
+    study: str | None = None
+    storage: str | None = None
+    results_dir: str = "results"
+
+
+@dataclass
+class Plan:
+    """A validated run: resolved space, base and data, the feasible grid, where the study lives."""
+
+    options: RunOptions
+    space: SearchSpace
+    base: BaseNetwork
+    data: Dataset
+    report: GridReport
+    study_name: str
+    storage_url: str
+    results_dir: Path
+
+    @property
+    def grid(self) -> bool:
+        return self.space.sampler == "grid"
+
+    def config(self) -> dict[str, Any]:
+        """The provenance stored in the study and carried into every export."""
+        return {
+            "scalesearch_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "options": asdict(self.options) | {"storage": redact(self.storage_url)},
+            "base": {"name": self.base.name, "source": self.base.source or "preset", "resolution": self.base.resolution,
+                     "width": self.base.width, "depth": self.base.depth},
+            "space": {"name": self.space.name, "path": self.space.path, "budget": self.space.budget,
+                      "tolerance": self.space.tolerance, "constraint": self.space.constraint,
+                      "sampler": self.space.sampler, "trials": self.space.trials, "pruner": self.space.pruner,
+                      "alpha": asdict(self.space.alpha), "beta": asdict(self.space.beta), "gamma": asdict(self.space.gamma)},
+            "proxy": asdict(self.space.proxy),
+            "data": {"spec": self.options.data, "name": self.data.name, "source": self.data.source,
+                     "classes": self.data.num_classes, "channels": self.data.in_channels,
+                     "train": len(self.data.train_y), "val": len(self.data.val_y)},
+            "grid": {"points": self.report.total, "feasible_nominal": self.report.feasible_nominal,
+                     "feasible_measured": self.report.feasible_measured},
+        }
+
+
+def default_study_name(base: BaseNetwork, space: SearchSpace, data_spec: str) -> str:
+    parts = [base.name, f"{space.budget:g}x", space.name, space.constraint]
+    if data_spec != "embedded":
+        parts.append(data_spec.split(":")[0] if ":" in data_spec else Path(data_spec).name or data_spec)
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
+
+
+def prepare(options: RunOptions) -> Plan:
+    """Resolve and validate every option; raises ScaleSearchError, writes nothing."""
+    overrides = {k: getattr(options, k) for k in ("constraint", "tolerance", "sampler", "trials", "pruner",
+                                                    "epochs", "seeds", "train", "val", "batch_size", "resolution")}
+    if options.budget is not None:
+        overrides["budget"] = parse_budget(options.budget)
+    space = load_space(options.space).with_overrides(**overrides)
+    base = load_base(options.base)
+    data = load_data(options.data)
+    p = space.proxy
+    data = subset(data, min(p.train, len(data.train_y)), min(p.val, len(data.val_y)), seed=p.seed)
+    report = feasible_grid(space, base, data.num_classes, data.in_channels)
+    require_feasible(report, space)
+    name = options.study or default_study_name(base, space, options.data)
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ScaleSearchError(f"--study must use letters, digits, '.', '_' or '-', got {name!r}")
+    results_dir = Path(options.results_dir) / name
+    url = options.storage or f"sqlite:///{results_dir / 'study.db'}"
+    return Plan(options, space, base, data, report, name, url, results_dir)
+
+
+def open_study(plan: Plan, create: bool = True) -> optuna.Study:
+    """Create (or join) the study; the creator records the run's configuration."""
+    if plan.storage_url.startswith("sqlite:///"):
+        Path(plan.storage_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(plan.storage_url)
+    pruner = make_pruner(plan.space.pruner, plan.space.proxy.epochs)
+    sampler = make_sampler(plan.space.sampler, plan.space.proxy.seed)
+    if not create:
+        try:
+            return optuna.load_study(study_name=plan.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        except KeyError:
+            raise ScaleSearchError(f"no study {plan.study_name!r} in {redact(plan.storage_url)}") from None
+    study = optuna.create_study(study_name=plan.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                direction="maximize", load_if_exists=True)
+    if "config" not in study.user_attrs:
+        study.set_user_attr("config", plan.config())
+    return study
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    # grid trials are all enqueued; random only pads the rare race described in _objective
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs), reduction_factor=2)
+    return optuna.pruners.NopPruner()
+
+
+def seed_list(space: SearchSpace) -> list[int]:
+    return [space.proxy.seed + k for k in range(space.proxy.seeds)]
+
+
+def _key(c: Candidate) -> tuple[float, float, float]:
+    return (round(c.alpha, 4), round(c.beta, 4), round(c.gamma, 4))
+
+
+def trial_candidate(t: optuna.trial.FrozenTrial) -> Candidate | None:
+    a = t.user_attrs
+    if "alpha" not in a:
+        return None
+    return Candidate(a["alpha"], a["beta"], a["gamma"])
+
+
+def _is_done(t: optuna.trial.FrozenTrial) -> bool:
+    """A trial that counts for its (candidate, seed): anything but a retryable failure."""
+    if t.state == TrialState.FAIL:
+        return t.user_attrs.get("fail_reason", "") not in RETRYABLE and "fail_reason" in t.user_attrs
+    return True
+
+
+def enqueue_grid(plan: Plan, study: optuna.Study) -> int:
+    """Queue every feasible (candidate, seed) that has no trial yet; returns how many were added."""
+    have = {(_key(c), t.user_attrs.get("seed")) for t in study.get_trials(deepcopy=False)
+            if (c := trial_candidate(t) or _queued_candidate(t)) and _is_done(t)}
+    added = 0
+    for a in plan.report.feasible:
+        for seed in seed_list(plan.space):
+            if (_key(a.candidate), seed) in have:
+                continue
+            c = a.candidate
+            study.enqueue_trial({"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma},
+                                user_attrs={"queued": True, "seed": seed}, skip_if_exists=False)
+            added += 1
+    return added
+
+
+def _queued_candidate(t: optuna.trial.FrozenTrial) -> Candidate | None:
+    p = t.params or t.system_attrs.get("fixed_params", {})
+    return Candidate(p["alpha"], p["beta"], p["gamma"]) if {"alpha", "beta", "gamma"} <= set(p) else None
+
+
+class Progress:
+    """What a run reports as it goes; the CLI draws it with rich. Every hook is optional."""
+
+    def start(self, plan: Plan, total: int, done: int) -> None: ...
+    def candidate(self, c: Candidate, seed: int, resolution: int, epochs: int) -> None: ...
+    def step(self, step: int, total: int) -> None: ...
+    def epoch(self, epoch: int, acc: float) -> None: ...
+    def finished(self, state: str, acc: float | None) -> None: ...
+
+
+@dataclass
+class Worker:
+    """One process's share of a study: pops trials and trains them on one device."""
+
+    plan: Plan
+    study: optuna.Study
+    device: torch.device
+    progress: Progress = field(default_factory=Progress)
+
+    def __post_init__(self) -> None:
+        proxy.configure(self.device)
+        self.data = DeviceData(self.plan.data, self.device)
+
+    def work(self) -> None:
+        """Run trials until the queue (grid) or the trial budget (other samplers) is used up."""
+        if self._finished():
+            return
+        self.study.optimize(self._objective, n_trials=None, catch=(proxy.Diverged, torch.OutOfMemoryError),
+                            callbacks=[self._stop_when_finished], gc_after_trial=False)
+
+    def _finished(self) -> bool:
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return False
+        if self.plan.grid:
+            return True
+        proposed = {_key(c) for t in trials if (c := trial_candidate(t)) and _is_done(t)}
+        return len(proposed) >= self.plan.space.trials
+
+    def _stop_when_finished(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if self._finished():
+            study.stop()
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        plan, space = self.plan, self.plan.space
+        queued = bool(trial.user_attrs.get("queued"))
+        if plan.grid and not queued:
+            # Another worker emptied the queue between our check and our ask.
+            trial.set_user_attr("unqueued", True)
+            self.study.stop()
+            raise optuna.TrialPruned("grid exhausted")
+        if plan.grid:  # the enqueued values come back from suggest_float unchanged
+            c = Candidate(*(trial.suggest_float(k, 0.01, 100.0) for k in ("alpha", "beta", "gamma")))
+        elif queued:  # a later seed of a manifold-sampled candidate
+            c = Candidate(trial.user_attrs["alpha"], trial.user_attrs["beta"], trial.user_attrs["gamma"])
+        else:
+            c = suggest(trial, space, plan.base, plan.data.num_classes, plan.data.in_channels)
+        seed = int(trial.user_attrs.get("seed", space.proxy.seed))
+        a = assess(plan.base, c, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels)
+        for k, v in {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed, "nominal": a.nominal,
+                     "measured_target": a.measured_target, "measured_proxy": a.measured_proxy,
+                     "target_resolution": a.target_resolution, "proxy_resolution": a.proxy_resolution,
+                     "macs_target": a.macs_target, "macs_proxy": a.macs_proxy, "params": a.params,
+                     "acts_proxy": a.acts_proxy, "device": str(self.device)}.items():
+            trial.set_user_attr(k, v)
+        self.progress.candidate(c, seed, a.proxy_resolution, space.proxy.epochs)
+        accs: list[float] = []
+
+        def on_epoch(epoch: int, acc: float, loss: float) -> None:
+            accs.append(acc)
+            trial.set_user_attr("val_acc", accs)
+            self.progress.epoch(epoch, acc)
+            trial.report(acc, epoch)
+            if trial.should_prune():
+                self.progress.finished("pruned", acc)
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+
+        try:
+            r = proxy.train(candidate_spec(plan.base, c, a.proxy_resolution), self.data, space.proxy,
+                            a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            self.progress.finished("interrupted", None)
+            raise
+        except proxy.Diverged as exc:
+            self._fail(trial, f"diverged: {exc}")
+            raise
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self._fail(trial, f"out of memory on {self.device} at {a.proxy_resolution} px")
+            raise
+        for k, v in {"val_acc": r.val_acc, "val_loss": r.val_loss, "train_loss": r.train_loss,
+                     "seconds": r.seconds, "best_epoch": r.best_epoch + 1, "best_acc": max(r.val_acc)}.items():
+            trial.set_user_attr(k, v)
+        if not plan.grid and not queued:
+            self._queue_other_seeds(c, seed)
+        self.progress.finished("complete", r.final_acc)
+        return r.final_acc
+
+    def _fail(self, trial: optuna.Trial, reason: str) -> None:
+        trial.set_user_attr("fail_reason", reason)
+        self.progress.finished("failed", None)
+
+    def _queue_other_seeds(self, c: Candidate, seed: int) -> None:
+        for s in seed_list(self.plan.space):
+            if s != seed:
+                self.study.enqueue_trial({}, user_attrs={"queued": True, "seed": s, "alpha": c.alpha,
+                                                         "beta": c.beta, "gamma": c.gamma})
+
+
+def progress_counts(plan: Plan, study: optuna.Study) -> tuple[int, int]:
+    """(trials done, trials planned) for this run."""
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("unqueued")]
+    done = sum(1 for t in trials if t.state.is_finished() and _is_done(t))
+    if plan.grid:
+        return done, len(plan.report.feasible) * plan.space.proxy.seeds
+    return done, plan.space.trials * plan.space.proxy.seeds
+
+
+def run(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, optuna.Study]:
+    """Prepare, create or resume the study, queue the grid and train until done.
+
+    KeyboardInterrupt propagates after the current trial is marked interrupted;
+    running the same options again picks up where it stopped.
+    """
+    progress = progress or Progress()
+    plan = prepare(options)
+    device = proxy.pick_device(options.device)
+    study = open_study(plan)
+    if plan.grid:
+        enqueue_grid(plan, study)
+    done, total = progress_counts(plan, study)
+    progress.start(plan, total, done)
+    Worker(plan, study, device, progress).work()
+    return plan, study

@@ -1,0 +1,609 @@
+"""The search space: which (α depth, β width, γ resolution) to try, and which fit the budget.
+
+A search space is a TOML file (shipped ones live in ``search_spaces/``)::
+
+    description = "..."      # one line
+    source = "..."           # where the numbers come from
+    budget = 2.0             # target cost multiplier at phi=1 ("2x" also works); overridden by --budget
+    tolerance = 0.05         # relative: |cost / budget - 1| <= tolerance
+    constraint = "measured"  # "measured": MACs of the built network / MACs of the base, both at
+                             #   their target resolution (base.resolution × γ), 1000 classes, 3 channels;
+                             # "nominal": alpha * beta**2 * gamma**2
+    [alpha]                  # depth; required, like [beta] (width) and [gamma] (resolution)
+    min = 1.0                # > 0, default 1.0
+    max = 1.4                # >= min
+    step = 0.05              # > 0; values are min, min + step, ... <= max
+    [search]
+    sampler = "grid"         # grid | tpe | random | qmc | cmaes
+    trials = 30              # for the non-grid samplers
+    pruner = "none"          # none | median | sha | hyperband
+    [proxy]                  # the short training run that scores a candidate
+    resolution = 32          # base side in px; a candidate trains at resolution_for(32, γ)
+    epochs = 3
+    train = 4000             # training images
+    val = 1000               # validation images
+    batch_size = 128
+    optimizer = "sgd"        # sgd | adamw | rmsprop
+    lr = 0.1
+    momentum = 0.9
+    weight_decay = 5e-5
+    schedule = "cosine"      # cosine | constant | step
+    warmup_epochs = 0        # < epochs
+    label_smoothing = 0.1
+    seeds = 1                # training runs per candidate
+    seed = 0
+
+Every key is optional except the three ranges. A wrong key or value raises
+:class:`~scalesearch.errors.ScaleSearchError` naming the file and the dotted key.
+
+Grid samplers walk :func:`feasible_grid`. The other samplers call :func:`suggest`,
+which samples on the budget manifold so no trial is spent on an infeasible point:
+for every lattice (α, β) pair the γ that brings the cost closest to the budget is
+solved once (γ = sqrt(B / (α β²)) for ``nominal``; the integer target resolution
+whose measured ratio is closest to B for ``measured``), and only pairs whose γ lies
+in the γ range and whose cost is within tolerance are kept. Optuna then samples
+``alpha`` over the feasible α span and ``beta`` over the span of *all* feasible β
+(a fixed range, so Optuna never sees one parameter with changing bounds); both
+snap to the nearest feasible lattice value, and γ follows. The candidate actually
+used is stored in the trial's user attributes ``alpha``, ``beta`` and ``gamma``.
+
+>>> from scalesearch.arch import load_base
+>>> report = feasible_grid(load_space("paper"), load_base("b0"))
+>>> report.total, report.feasible_nominal, report.feasible_measured
+(567, 69, 29)
+>>> a = assess(load_base("b0"), Candidate(1.2, 1.1, 1.15), proxy_resolution=32)
+>>> round(a.nominal, 2), round(a.measured_target, 2), a.target_resolution, a.proxy_resolution
+(1.92, 2.57, 258, 37)
+>>> within(a, 2.0, 0.05, "nominal"), within(a, 2.0, 0.05, "measured")
+(True, False)
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from .arch import BaseNetwork, NetworkSpec, scale
+from .cost import Cost, network_cost
+from .errors import ScaleSearchError
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+log = logging.getLogger(__name__)
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+
+CONSTRAINTS = ("measured", "nominal")
+SAMPLERS = ("grid", "tpe", "random", "qmc", "cmaes")
+PRUNERS = ("none", "median", "sha", "hyperband")
+OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+SCHEDULES = ("cosine", "constant", "step")
+
+# A guard, not a science: beyond this the grid takes minutes to assess and
+# cannot be trained anyway; a coarser step is almost certainly what was meant.
+MAX_GRID_POINTS = 100_000
+
+# Slack for decimal boundaries: 1.9 / 2 - 1 is -0.050000000000000044 in binary.
+_EPS = 1e-9
+
+
+def parse_budget(text: str | float) -> float:
+    """``"2x"``, ``"2X"``, ``"2"``, ``2.0`` → 2.0; the budget must exceed 1."""
+    raw = text.strip().removesuffix("x").removesuffix("X") if isinstance(text, str) else text
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(text, bool) or not value > 1 or math.isinf(value):
+        raise ScaleSearchError(f"budget must be a number > 1 such as 2x, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive lattice ``min, min + step, …`` up to ``max``."""
+
+    min: float
+    max: float
+    step: float
+
+    def values(self) -> tuple[float, ...]:
+        # Counting steps (not accumulating) and rounding keeps 1.15 from becoming 1.1500000000000001.
+        n = int(math.floor((self.max - self.min) / self.step + _EPS))
+        return tuple(round(self.min + i * self.step, 6) for i in range(n + 1))
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """The short training run that scores a candidate (see :mod:`scalesearch.proxy`)."""
+
+    resolution: int = 32
+    epochs: int = 3
+    train: int = 4000
+    val: int = 1000
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.1
+    seeds: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search-space file; build one with :func:`load_space`."""
+
+    name: str
+    path: str
+    description: str
+    source: str
+    alpha: Range
+    beta: Range
+    gamma: Range
+    budget: float = 2.0
+    tolerance: float = 0.05
+    constraint: str = "measured"
+    sampler: str = "grid"
+    trials: int = 30
+    pruner: str = "none"
+    proxy: ProxySettings = ProxySettings()
+
+    def with_overrides(self, **changes: Any) -> SearchSpace:
+        """A copy with top-level or proxy fields replaced (``epochs=2``, ``budget="3x"``); None is ignored."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        top = {f.name for f in fields(self)} - {"name", "path", "proxy"}
+        proxy_keys = {f.name for f in fields(ProxySettings)}
+        unknown = sorted(set(changes) - top - proxy_keys)
+        if unknown:
+            raise ScaleSearchError(f"unknown search-space setting {unknown[0]!r}; expected one of {', '.join(sorted(top | proxy_keys))}")
+        data = _to_toml_dict(self)
+        for key, value in changes.items():
+            if key in proxy_keys:
+                data["proxy"][key] = value
+            elif key in _SEARCH_KEYS:
+                data["search"][key] = value
+            elif isinstance(value, Range):
+                data[key] = asdict(value)
+            else:
+                data[key] = value
+        return _parse(data, where=f"search space {self.name!r} with overrides", name=self.name, path=self.path)
+
+
+# ------------------------------------------------------------------- validation
+
+_Check = Callable[[Any], Any]  # returns the clean value or raises ValueError(expected)
+
+
+def _number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False) -> _Check:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    expected = "a number" + (" " + " and ".join(parts) if parts else "")
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(expected)
+        value = float(value)
+        if low is not None and (value <= low if low_open else value < low):
+            raise ValueError(expected)
+        if high is not None and (value >= high if high_open else value > high):
+            raise ValueError(expected)
+        return value
+
+    return check
+
+
+def _integer(low: int) -> _Check:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"an integer >= {low}")
+        return value
+
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> _Check:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise ValueError("one of " + ", ".join(repr(o) for o in options))
+        return value
+
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value
+
+
+def _budget(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("a number > 1 such as 2 or '2x'")
+    try:
+        return parse_budget(value)
+    except ScaleSearchError:
+        raise ValueError("a number > 1 such as 2 or '2x'") from None
+
+
+_TOP: dict[str, _Check] = {
+    "description": _text,
+    "source": _text,
+    "budget": _budget,
+    "tolerance": _number(0, 1, low_open=True, high_open=True),
+    "constraint": _choice(CONSTRAINTS),
+}
+_SEARCH: dict[str, _Check] = {"sampler": _choice(SAMPLERS), "trials": _integer(1), "pruner": _choice(PRUNERS)}
+_SEARCH_KEYS = frozenset(_SEARCH)
+_PROXY: dict[str, _Check] = {
+    "resolution": _integer(8),
+    "epochs": _integer(1),
+    "train": _integer(1),
+    "val": _integer(1),
+    "batch_size": _integer(1),
+    "optimizer": _choice(OPTIMIZERS),
+    "lr": _number(0, low_open=True),
+    "momentum": _number(0, 1, high_open=True),
+    "weight_decay": _number(0),
+    "schedule": _choice(SCHEDULES),
+    "warmup_epochs": _integer(0),
+    "label_smoothing": _number(0, 1, high_open=True),
+    "seeds": _integer(1),
+    "seed": _integer(0),
+}
+_RANGE: dict[str, _Check] = {"min": _number(0, low_open=True), "max": _number(0, low_open=True), "step": _number(0, low_open=True)}
+_AXES = ("alpha", "beta", "gamma")
+_SECTIONS = ("search", "proxy") + _AXES
+
+
+def _fail(where: str, key: str, expected: str, value: Any) -> ScaleSearchError:
+    return ScaleSearchError(f"{where}: {key} must be {expected}, got {value!r}")
+
+
+def _section(data: dict[str, Any], name: str, where: str, required: bool = False) -> dict[str, Any]:
+    if name not in data:
+        if required:
+            raise ScaleSearchError(f"{where}: missing section [{name}] (min, max and step of the {name} multiplier)")
+        return {}
+    table = data[name]
+    if not isinstance(table, dict):
+        raise _fail(where, name, "a table such as [" + name + "]", table)
+    return table
+
+
+def _read(table: dict[str, Any], checks: dict[str, _Check], prefix: str, where: str) -> dict[str, Any]:
+    """Validate every key of `table` against `checks`; keys are reported as ``prefix.key``."""
+    unknown = sorted(set(table) - set(checks))
+    if unknown:
+        raise ScaleSearchError(f"{where}: unknown key {prefix + unknown[0]!r}; expected one of {', '.join(prefix + k for k in checks)}")
+    clean = {}
+    for key, value in table.items():
+        try:
+            clean[key] = checks[key](value)
+        except ValueError as exc:
+            raise _fail(where, prefix + key, str(exc), value) from None
+    return clean
+
+
+def _range(data: dict[str, Any], axis: str, where: str) -> Range:
+    table = _read(_section(data, axis, where, required=True), _RANGE, axis + ".", where)
+    for key in ("max", "step"):
+        if key not in table:
+            raise ScaleSearchError(f"{where}: missing key '{axis}.{key}'")
+    r = Range(table.get("min", 1.0), table["max"], table["step"])
+    if r.max < r.min:
+        raise _fail(where, f"{axis}.max", f"a number >= {axis}.min ({r.min:g})", r.max)
+    return r
+
+
+def _parse(data: dict[str, Any], where: str, name: str, path: str) -> SearchSpace:
+    unknown = sorted(set(data) - set(_TOP) - set(_SECTIONS))
+    if unknown:
+        raise ScaleSearchError(f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(list(_TOP) + ['[' + s + ']' for s in _SECTIONS])}")
+    top = _read({k: v for k, v in data.items() if k in _TOP}, _TOP, "", where)
+    search = _read(_section(data, "search", where), _SEARCH, "search.", where)
+    proxy = ProxySettings(**_read(_section(data, "proxy", where), _PROXY, "proxy.", where))
+    if proxy.warmup_epochs >= proxy.epochs:
+        raise _fail(where, "proxy.warmup_epochs", f"an integer < proxy.epochs ({proxy.epochs})", proxy.warmup_epochs)
+    ranges = {axis: _range(data, axis, where) for axis in _AXES}
+    points = math.prod(len(r.values()) for r in ranges.values())
+    if points > MAX_GRID_POINTS:
+        raise ScaleSearchError(f"{where}: the ranges give {points:,} grid points (at most {MAX_GRID_POINTS:,}); use larger steps")
+    return SearchSpace(name=name, path=path, description=top.pop("description", ""), source=top.pop("source", ""),
+                       **ranges, **top, **search, proxy=proxy)
+
+
+def _to_toml_dict(space: SearchSpace) -> dict[str, Any]:
+    """The inverse of :func:`_parse`, so overrides go through the same checks as files."""
+    data: dict[str, Any] = {k: getattr(space, k) for k in _TOP}
+    data.update({axis: asdict(getattr(space, axis)) for axis in _AXES})
+    data["search"] = {k: getattr(space, k) for k in _SEARCH}
+    data["proxy"] = asdict(space.proxy)
+    return data
+
+
+def _display(path: Path) -> str:
+    """The path as a user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def known_spaces() -> list[str]:
+    """Names accepted by :func:`load_space` besides a path to a TOML file."""
+    return sorted(p.stem for p in SPACES_DIR.glob("*.toml"))
+
+
+def load_space(name_or_path: str | Path = "default") -> SearchSpace:
+    """A shipped space by name (see :func:`known_spaces`) or a path to a space TOML file."""
+    key = str(name_or_path)
+    path = Path(key)
+    if not path.suffix and (SPACES_DIR / f"{key}.toml").is_file():
+        path = SPACES_DIR / f"{key}.toml"
+    if path.suffix != ".toml" or not path.is_file():
+        raise ScaleSearchError(f"unknown search space {key!r}: choose one of {', '.join(known_spaces())} or give a path to a .toml file")
+    where = _display(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ScaleSearchError(f"{where}: not a valid TOML file ({exc})") from None
+    return _parse(data, where=where, name=path.stem, path=str(path))
+
+
+# ------------------------------------------------------------------- candidates
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point (α depth, β width, γ resolution) of the search."""
+
+    alpha: float
+    beta: float
+    gamma: float
+
+    @property
+    def nominal(self) -> float:
+        """The paper's cost model: FLOPs grow as α·β²·γ²."""
+        return self.alpha * self.beta**2 * self.gamma**2
+
+
+def resolution_for(base_resolution: int, gamma: float) -> int:
+    """The side in px for `gamma`, rounded half up.
+
+    Python's ``round`` rounds halves to even (``round(36.5) == 36`` but
+    ``round(37.5) == 38``), which would make neighbouring γ values scale
+    inconsistently; half up is what a reader expects.
+    """
+    return int(base_resolution * gamma + 0.5)
+
+
+def candidate_spec(base: BaseNetwork, c: Candidate, resolution: int | None = None) -> NetworkSpec:
+    """The network a candidate builds: width β, depth α, side base.resolution × γ unless given."""
+    res = resolution_for(base.resolution, c.gamma) if resolution is None else resolution
+    return scale(base, width=c.beta, depth=c.alpha, resolution=res)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scaled(base: BaseNetwork, alpha: float, beta: float) -> NetworkSpec:
+    # The multipliers are cleared because cost ignores them: many (α, β) round to the
+    # same network, and the cost cache below should see them as one.
+    return replace(scale(base, width=beta, depth=alpha), width_mult=1.0, depth_mult=1.0)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cost(spec: NetworkSpec, resolution: int, num_classes: int, in_channels: int) -> Cost:
+    return network_cost(spec, resolution, num_classes, in_channels)
+
+
+def _base_macs(base: BaseNetwork, resolution: int, num_classes: int = 1000, in_channels: int = 3) -> int:
+    return _cost(_scaled(base, 1.0, 1.0), resolution, num_classes, in_channels).macs
+
+
+def _target_ratio(base: BaseNetwork, alpha: float, beta: float, resolution: int) -> float:
+    """Measured MACs ratio at full size (1000 classes, 3 channels), as the paper counts."""
+    return _cost(_scaled(base, alpha, beta), resolution, 1000, 3).macs / _base_macs(base, base.resolution)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A candidate's cost, nominal and measured, at the target and at the proxy.
+
+    ``measured_target`` compares with the paper (1000 classes, 3 channels, base
+    at its own resolution); ``measured_proxy`` is what the proxy run pays
+    relative to the base trained the same way. ``params`` and ``acts_proxy`` are
+    of the proxy network (its classes and channels).
+    """
+
+    candidate: Candidate
+    nominal: float
+    measured_target: float
+    measured_proxy: float
+    target_resolution: int
+    proxy_resolution: int
+    macs_target: int
+    macs_proxy: int
+    params: int
+    acts_proxy: int
+
+
+def assess(base: BaseNetwork, c: Candidate, proxy_resolution: int, num_classes: int = 10, in_channels: int = 3) -> Assessment:
+    """Nominal and measured cost of `c` on `base`, at the target and at `proxy_resolution`."""
+    spec = _scaled(base, c.alpha, c.beta)
+    target_res = resolution_for(base.resolution, c.gamma)
+    proxy_res = resolution_for(proxy_resolution, c.gamma)
+    target = _cost(spec, target_res, 1000, 3)
+    proxy = _cost(spec, proxy_res, num_classes, in_channels)
+    return Assessment(
+        candidate=c,
+        nominal=c.nominal,
+        measured_target=target.macs / _base_macs(base, base.resolution),
+        measured_proxy=proxy.macs / _base_macs(base, proxy_resolution, num_classes, in_channels),
+        target_resolution=target_res,
+        proxy_resolution=proxy_res,
+        macs_target=target.macs,
+        macs_proxy=proxy.macs,
+        params=proxy.params,
+        acts_proxy=proxy.acts,
+    )
+
+
+def _close(cost: float, budget: float, tolerance: float) -> bool:
+    return abs(cost / budget - 1) <= tolerance + _EPS
+
+
+def _under(a: Assessment, constraint: str) -> float:
+    if constraint not in CONSTRAINTS:
+        raise ScaleSearchError(f"constraint must be one of {', '.join(CONSTRAINTS)}, got {constraint!r}")
+    return a.nominal if constraint == "nominal" else a.measured_target
+
+
+def within(a: Assessment, budget: float, tolerance: float, constraint: str) -> bool:
+    """Whether |cost / budget − 1| <= tolerance, cost being nominal or measured at the target."""
+    return _close(_under(a, constraint), budget, tolerance)
+
+
+# ------------------------------------------------------------------------- grid
+
+
+def grid(space: SearchSpace) -> list[Candidate]:
+    """The full Cartesian product of the three ranges, in (α, β, γ) order."""
+    return [Candidate(a, b, g) for a in space.alpha.values() for b in space.beta.values() for g in space.gamma.values()]
+
+
+@dataclass(frozen=True)
+class GridReport:
+    """The grid points within budget, with counts under both constraints."""
+
+    feasible: list[Assessment]  # under the space's constraint, sorted by (α, β, γ)
+    total: int
+    feasible_nominal: int
+    feasible_measured: int
+    closest: list[Assessment]  # the 5 nearest to the budget when none is feasible, else empty
+
+
+def feasible_grid(space: SearchSpace, base: BaseNetwork, num_classes: int = 10, in_channels: int = 3) -> GridReport:
+    """Assess every grid point of `space` on `base` against its budget and tolerance."""
+    every = [assess(base, c, space.proxy.resolution, num_classes, in_channels) for c in grid(space)]
+    ok = {k: [a for a in every if within(a, space.budget, space.tolerance, k)] for k in CONSTRAINTS}
+    feasible = ok[space.constraint]
+    closest: list[Assessment] = []
+    if not feasible:
+        closest = sorted(every, key=lambda a: abs(_under(a, space.constraint) / space.budget - 1))[:5]
+    log.debug("space %s on %s: %d of %d grid points feasible (%s)", space.name, base.name, len(feasible), len(every), space.constraint)
+    return GridReport(feasible, len(every), len(ok["nominal"]), len(ok["measured"]), closest)
+
+
+def require_feasible(report: GridReport, space: SearchSpace) -> None:
+    """Raise a one-line error naming the closest points when the grid has no feasible point."""
+    if report.feasible:
+        return
+    near = ", ".join(
+        f"(α={a.candidate.alpha:g}, β={a.candidate.beta:g}, γ={a.candidate.gamma:g}) → {_under(a, space.constraint):.2f}x"
+        for a in report.closest
+    )
+    raise ScaleSearchError(
+        f"no point of search space {space.name!r} is within {space.tolerance * 100:g}% of budget "
+        f"{space.budget:g}x ({space.constraint}); closest: {near}"
+    )
+
+
+# ----------------------------------------------------------- manifold sampling
+
+
+@dataclass(frozen=True)
+class _Manifold:
+    alphas: tuple[float, ...]  # feasible α values, sorted
+    betas: tuple[float, ...]  # every β feasible for some α, sorted
+    by_alpha: dict[float, dict[float, float]]  # α → {β: γ}
+
+
+def _solve_nominal(alpha: float, beta: float, budget: float) -> tuple[float, float]:
+    gamma = round(math.sqrt(budget / (alpha * beta**2)), 4)
+    return gamma, alpha * beta**2 * gamma**2
+
+
+def _solve_measured(base: BaseNetwork, alpha: float, beta: float, budget: float, gamma: Range) -> tuple[float, float] | None:
+    """The target side in the γ range whose measured ratio is closest to `budget`."""
+    lo = math.ceil(gamma.min * base.resolution - _EPS)
+    hi = math.floor(gamma.max * base.resolution + _EPS)
+    if lo > hi:
+        return None
+    # MACs never fall as the input grows (every conv output side is monotone), so bisect.
+    left, right = lo, hi + 1
+    while left < right:
+        mid = (left + right) // 2
+        if _target_ratio(base, alpha, beta, mid) >= budget:
+            right = mid
+        else:
+            left = mid + 1
+    options = [r for r in (left - 1, left) if lo <= r <= hi]
+    res = min(options, key=lambda r: (abs(_target_ratio(base, alpha, beta, r) / budget - 1), r))
+    return round(res / base.resolution, 4), _target_ratio(base, alpha, beta, res)
+
+
+@functools.lru_cache(maxsize=64)
+def _manifold(base: BaseNetwork, alpha: Range, beta: Range, gamma: Range, budget: float, tolerance: float, constraint: str) -> _Manifold:
+    by_alpha: dict[float, dict[float, float]] = {}
+    for a in alpha.values():
+        for b in beta.values():
+            if constraint == "nominal":
+                solved: tuple[float, float] | None = _solve_nominal(a, b, budget)
+            else:
+                solved = _solve_measured(base, a, b, budget, gamma)
+            if solved is None:
+                continue
+            g, cost = solved
+            if gamma.min - _EPS <= g <= gamma.max + _EPS and _close(cost, budget, tolerance):
+                by_alpha.setdefault(a, {})[b] = g
+    betas = tuple(sorted({b for row in by_alpha.values() for b in row}))
+    log.debug("manifold: %d feasible (alpha, beta) pairs", sum(len(row) for row in by_alpha.values()))
+    return _Manifold(tuple(sorted(by_alpha)), betas, by_alpha)
+
+
+def _snap(x: float, values: tuple[float, ...] | list[float]) -> float:
+    return min(values, key=lambda v: (abs(v - x), v))
+
+
+def suggest(trial: Any, space: SearchSpace, base: BaseNetwork, num_classes: int = 10, in_channels: int = 3) -> Candidate:
+    """Sample a feasible candidate for an Optuna `trial` on the budget manifold (see module doc).
+
+    Feasibility is judged at the target (full size), so `num_classes` and
+    `in_channels` do not change the result; they are accepted for symmetry with
+    :func:`feasible_grid`.
+    """
+    m = _manifold(base, space.alpha, space.beta, space.gamma, space.budget, space.tolerance, space.constraint)
+    if not m.alphas:
+        raise ScaleSearchError(
+            f"no (α, β) pair of search space {space.name!r} reaches budget {space.budget:g}x within "
+            f"{space.tolerance * 100:g}% ({space.constraint}) with γ in [{space.gamma.min:g}, {space.gamma.max:g}]"
+        )
+    alpha = _snap(trial.suggest_float("alpha", m.alphas[0], m.alphas[-1], step=space.alpha.step), m.alphas)
+    row = m.by_alpha[alpha]
+    beta = _snap(trial.suggest_float("beta", m.betas[0], m.betas[-1], step=space.beta.step), sorted(row))
+    gamma = row[beta]
+    for key, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        trial.set_user_attr(key, value)
+    return Candidate(alpha, beta, gamma)
+
+
+__all__ = [
+    "SPACES_DIR", "CONSTRAINTS", "SAMPLERS", "PRUNERS", "OPTIMIZERS", "SCHEDULES", "Range", "ProxySettings", "SearchSpace", "Candidate", "Assessment", "GridReport",
+    "parse_budget", "known_spaces", "load_space", "resolution_for", "candidate_spec", "assess", "within",
+    "grid", "feasible_grid", "require_feasible", "suggest",
+]
