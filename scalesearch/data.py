@@ -108,16 +108,17 @@ def load_data(spec: str = "embedded") -> Dataset:
 
 def subset(ds: Dataset, train: int | None, val: int | None, seed: int) -> Dataset:
     """A class-balanced, seeded subset of `train` and `val` images (None keeps a split whole)."""
-    train_idx = _balanced_pick(ds.train_y, train, seed, f"{ds.name} train")
-    val_idx = _balanced_pick(ds.val_y, val, seed + 1, f"{ds.name} val")
-    return replace(ds, train_x=ds.train_x[train_idx], train_y=ds.train_y[train_idx],
-                   val_x=ds.val_x[val_idx], val_y=ds.val_y[val_idx])
+    if train is not None:
+        idx = _balanced_pick(ds.train_y, train, seed, f"{ds.name} train")
+        ds = replace(ds, train_x=ds.train_x[idx], train_y=ds.train_y[idx])
+    if val is not None:
+        idx = _balanced_pick(ds.val_y, val, seed + 1, f"{ds.name} val")
+        ds = replace(ds, val_x=ds.val_x[idx], val_y=ds.val_y[idx])
+    return ds
 
 
-def _balanced_pick(y: torch.Tensor, n: int | None, seed: int, what: str) -> torch.Tensor:
+def _balanced_pick(y: torch.Tensor, n: int, seed: int, what: str) -> torch.Tensor:
     """Sorted indices of `n` samples dealt round-robin over classes in a seeded random order."""
-    if n is None:
-        return torch.arange(len(y))
     if not 1 <= n <= len(y):
         raise ScaleSearchError(f"data {what}: asked for {n} images but it has {len(y)}")
     labels = y.numpy()

@@ -197,23 +197,25 @@ def _is_done(t: optuna.trial.FrozenTrial) -> bool:
 
 def enqueue_grid(plan: Plan, study: optuna.Study) -> int:
     """Queue every feasible (candidate, seed) that has no trial yet; returns how many were added."""
-    have = {(_key(c), t.user_attrs.get("seed")) for t in study.get_trials(deepcopy=False)
-            if (c := trial_candidate(t) or _queued_candidate(t)) and _is_done(t)}
+    return enqueue(plan, study, [a.candidate for a in plan.report.feasible], phi=1)
+
+
+def enqueue(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: int = 1) -> int:
+    """Queue each (candidate, seed) at `phi` that has no trial yet; returns how many were added.
+
+    φ = 1 is the search itself; φ = 2 trains the coefficients squared (the transfer check).
+    """
+    have = {(_key(c), t.user_attrs.get("seed"), t.user_attrs.get("phi", 1)) for t in study.get_trials(deepcopy=False)
+            if (c := trial_candidate(t)) and _is_done(t)}
     added = 0
-    for a in plan.report.feasible:
+    for c in candidates:
         for seed in seed_list(plan.space):
-            if (_key(a.candidate), seed) in have:
+            if (_key(c), seed, phi) in have:
                 continue
-            c = a.candidate
-            study.enqueue_trial({"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma},
-                                user_attrs={"queued": True, "seed": seed}, skip_if_exists=False)
+            attrs = {"queued": True, "seed": seed, "phi": phi, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma}
+            study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
             added += 1
     return added
-
-
-def _queued_candidate(t: optuna.trial.FrozenTrial) -> Candidate | None:
-    p = t.params or t.system_attrs.get("fixed_params", {})
-    return Candidate(p["alpha"], p["beta"], p["gamma"]) if {"alpha", "beta", "gamma"} <= set(p) else None
 
 
 class Progress:
@@ -252,7 +254,7 @@ class Worker:
             return False
         if self.plan.grid:
             return True
-        proposed = {_key(c) for t in trials if (c := trial_candidate(t)) and _is_done(t)}
+        proposed = {_key(c) for t in trials if (c := trial_candidate(t)) and _is_done(t) and t.user_attrs.get("phi", 1) == 1}
         return len(proposed) >= self.plan.space.trials
 
     def _stop_when_finished(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
@@ -262,26 +264,26 @@ class Worker:
     def _objective(self, trial: optuna.Trial) -> float:
         plan, space = self.plan, self.plan.space
         queued = bool(trial.user_attrs.get("queued"))
-        if plan.grid and not queued:
+        if queued:  # grid points, later seeds and φ = 2 checks carry their candidate in user attributes
+            c = Candidate(trial.user_attrs["alpha"], trial.user_attrs["beta"], trial.user_attrs["gamma"])
+        elif plan.grid:
             # Another worker emptied the queue between our check and our ask.
             trial.set_user_attr("unqueued", True)
             self.study.stop()
             raise optuna.TrialPruned("grid exhausted")
-        if plan.grid:  # the enqueued values come back from suggest_float unchanged
-            c = Candidate(*(trial.suggest_float(k, 0.01, 100.0) for k in ("alpha", "beta", "gamma")))
-        elif queued:  # a later seed of a manifold-sampled candidate
-            c = Candidate(trial.user_attrs["alpha"], trial.user_attrs["beta"], trial.user_attrs["gamma"])
         else:
             c = suggest(trial, space, plan.base, plan.data.num_classes, plan.data.in_channels)
+        phi = trial.user_attrs.get("phi", 1)
+        trained = Candidate(c.alpha**phi, c.beta**phi, c.gamma**phi)  # φ = 2 for transfer checks
         seed = int(trial.user_attrs.get("seed", space.proxy.seed))
-        a = assess(plan.base, c, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels)
-        for k, v in {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed, "nominal": a.nominal,
+        a = assess(plan.base, trained, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels)
+        for k, v in {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "phi": phi, "seed": seed, "nominal": a.nominal,
                      "measured_target": a.measured_target, "measured_proxy": a.measured_proxy,
                      "target_resolution": a.target_resolution, "proxy_resolution": a.proxy_resolution,
                      "macs_target": a.macs_target, "macs_proxy": a.macs_proxy, "params": a.params,
                      "acts_proxy": a.acts_proxy, "device": str(self.device)}.items():
             trial.set_user_attr(k, v)
-        self.progress.candidate(c, seed, a.proxy_resolution, space.proxy.epochs)
+        self.progress.candidate(trained, seed, a.proxy_resolution, space.proxy.epochs)
         accs: list[float] = []
 
         def on_epoch(epoch: int, acc: float, loss: float) -> None:
@@ -294,7 +296,7 @@ class Worker:
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
         try:
-            r = proxy.train(candidate_spec(plan.base, c, a.proxy_resolution), self.data, space.proxy,
+            r = proxy.train(candidate_spec(plan.base, trained, a.proxy_resolution), self.data, space.proxy,
                             a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step)
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted")
@@ -311,7 +313,7 @@ class Worker:
         for k, v in {"val_acc": r.val_acc, "val_loss": r.val_loss, "train_loss": r.train_loss,
                      "seconds": r.seconds, "best_epoch": r.best_epoch + 1, "best_acc": max(r.val_acc)}.items():
             trial.set_user_attr(k, v)
-        if not plan.grid and not queued:
+        if not queued and not plan.grid:
             self._queue_other_seeds(c, seed)
         self.progress.finished("complete", r.final_acc)
         return r.final_acc
@@ -323,7 +325,7 @@ class Worker:
     def _queue_other_seeds(self, c: Candidate, seed: int) -> None:
         for s in seed_list(self.plan.space):
             if s != seed:
-                self.study.enqueue_trial({}, user_attrs={"queued": True, "seed": s, "alpha": c.alpha,
+                self.study.enqueue_trial({}, user_attrs={"queued": True, "seed": s, "phi": 1, "alpha": c.alpha,
                                                          "beta": c.beta, "gamma": c.gamma})
 
 
@@ -352,3 +354,53 @@ def run(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, op
     progress.start(plan, total, done)
     Worker(plan, study, device, progress).work()
     return plan, study
+
+
+def latest_study(results_dir: str | Path = "results") -> tuple[str, str]:
+    """(storage URL, study name) of the most recently written results/<study>/study.db."""
+    dbs = sorted(Path(results_dir).glob("*/study.db"), key=lambda p: p.stat().st_mtime)
+    if not dbs:
+        raise ScaleSearchError(f"no study under {results_dir}/: run scalesearch run first, or give --storage URL --study NAME")
+    return f"sqlite:///{dbs[-1]}", dbs[-1].parent.name
+
+
+def load(storage_url: str | None = None, study_name: str | None = None, results_dir: str | Path = "results") -> tuple[Plan, optuna.Study]:
+    """Reopen a study written by `run`, with the plan rebuilt from the configuration it recorded.
+
+    With no storage, `study_name` names a folder under `results_dir` (default: the latest).
+    """
+    if storage_url is None:
+        if study_name is None:
+            storage_url, study_name = latest_study(results_dir)
+        else:
+            db = Path(results_dir) / study_name / "study.db"
+            if not db.exists():
+                raise ScaleSearchError(f"no study {study_name!r}: {db} does not exist")
+            storage_url = f"sqlite:///{db}"
+    storage = open_storage(storage_url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if study_name is None:
+        if len(names) != 1:
+            raise ScaleSearchError(f"{redact(storage_url)} holds {len(names)} studies; choose one with --study: {', '.join(names) or 'none'}")
+        study_name = names[0]
+    if study_name not in names:
+        raise ScaleSearchError(f"no study {study_name!r} in {redact(storage_url)}; it holds: {', '.join(names) or 'none'}")
+    config = optuna.load_study(study_name=study_name, storage=storage).user_attrs.get("config")
+    if not config or "options" not in config:
+        raise ScaleSearchError(f"study {study_name!r} was not written by scalesearch (no recorded configuration)")
+    known = {f for f in RunOptions.__dataclass_fields__}
+    recorded = {k: v for k, v in config["options"].items() if k in known}
+    options = RunOptions(**(recorded | {"storage": storage_url, "study": study_name}))
+    plan = prepare(options)
+    return plan, open_study(plan, create=False)
+
+
+def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: int = 2, device: str = "auto",
+           progress: Progress | None = None) -> None:
+    """Train `candidates` again at `phi` (coefficients to the power φ) in the same study."""
+    progress = progress or Progress()
+    enqueue(plan, study, candidates, phi=phi)
+    dev = proxy.pick_device(device)
+    waiting = sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING)
+    progress.start(plan, waiting, 0)
+    Worker(plan, study, dev, progress).work()

@@ -6,8 +6,9 @@ A search space is a TOML file (shipped ones live in ``search_spaces/``)::
     source = "..."           # where the numbers come from
     budget = 2.0             # target cost multiplier at phi=1 ("2x" also works); overridden by --budget
     tolerance = 0.05         # relative: |cost / budget - 1| <= tolerance
-    constraint = "measured"  # "measured": MACs of the built network / MACs of the base, both at
-                             #   their target resolution (base.resolution × γ), 1000 classes, 3 channels;
+    constraint = "measured"  # "measured": multiply-adds of the built candidate at its target side
+                             #   (base.resolution × γ) / those of the base at base.resolution,
+                             #   both with 1000 classes and 3 channels as the paper counts;
                              # "nominal": alpha * beta**2 * gamma**2
     [alpha]                  # depth; required, like [beta] (width) and [gamma] (resolution)
     min = 1.0                # > 0, default 1.0
@@ -95,7 +96,9 @@ _EPS = 1e-9
 
 def parse_budget(text: str | float) -> float:
     """``"2x"``, ``"2X"``, ``"2"``, ``2.0`` → 2.0; the budget must exceed 1."""
-    raw = text.strip().removesuffix("x").removesuffix("X") if isinstance(text, str) else text
+    raw = text.strip() if isinstance(text, str) else text
+    if isinstance(raw, str) and raw[-1:] in ("x", "X"):
+        raw = raw[:-1]
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
