@@ -151,6 +151,29 @@ def init_weights(net: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build(spec: NetworkSpec, num_classes: int = 1000, in_channels: int = 3, drop_path: float = 0.2) -> EfficientNet:
-    """The network for `spec` with a `num_classes` classifier on `in_channels` inputs."""
-    return EfficientNet(spec, num_classes, in_channels, drop_path)
+def zero_init(net: EfficientNet) -> None:
+    """Start every residual block as the identity and the classifier at zero logits.
+
+    For short proxy runs: with the official init a few hundred steps are spent
+    undoing a random start (B0 at 32 px, 2000 Fashion-MNIST images, 3 epochs:
+    26-30% val top-1 with it, 66% with this), which would rank candidates by how
+    fast they recover rather than by what they learn.
+    """
+    nn.init.zeros_(net.classifier.weight)
+    for block in net.blocks:
+        if block.residual:
+            nn.init.zeros_(block.project[1].weight)
+
+
+def build(spec: NetworkSpec, num_classes: int = 1000, in_channels: int = 3, drop_path: float = 0.2,
+          bn_momentum: float = BN_MOMENTUM) -> EfficientNet:
+    """The network for `spec` with a `num_classes` classifier on `in_channels` inputs.
+
+    `bn_momentum` is PyTorch's (TF's is 1 − it): the official 0.01 suits long
+    runs; a proxy run of a few hundred steps needs 0.1 for usable running stats.
+    """
+    net = EfficientNet(spec, num_classes, in_channels, drop_path)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = bn_momentum
+    return net

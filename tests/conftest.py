@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
+
+# The proxies in the tests are tiny: one thread each beats two threads' synchronisation,
+# and keeps the suite quick when other work shares the cores (subprocesses inherit it).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # The reference figures are copied here so the tests do not depend on ../shared being beside the repo.
 LOCAL_REFERENCE = Path(__file__).parent / "data" / "efficientnet.csv"

@@ -12,6 +12,7 @@ from scalesearch.arch import load_base
 from scalesearch.errors import ScaleSearchError
 from scalesearch.space import (
     Candidate,
+    ProxySettings,
     Range,
     assess,
     candidate_spec,
@@ -91,7 +92,8 @@ def test_default_space_settings():
     space = load_space()
     assert space.name == "default"
     assert (space.constraint, space.sampler, space.pruner, space.budget, space.tolerance) == ("measured", "grid", "none", 2.0, 0.05)
-    assert space.proxy.resolution == 32 and space.proxy.optimizer == "sgd"
+    assert space.proxy == ProxySettings()  # the file spells out the defaults
+    assert space.proxy.resolution == 32 and space.proxy.optimizer == "adamw"
 
 
 def test_paper_and_nni_are_nominal():
@@ -105,7 +107,7 @@ def test_minimal_file_gets_defaults(tmp_path):
     space = load_space(write(tmp_path, MINIMAL))
     assert space.name == "space"
     assert (space.budget, space.tolerance, space.constraint, space.sampler, space.trials, space.pruner) == (2.0, 0.05, "measured", "grid", 30, "none")
-    assert space.proxy.epochs == 3 and space.proxy.weight_decay == 5e-5 and space.proxy.seeds == 1
+    assert space.proxy == ProxySettings()
 
 
 def test_range_min_defaults_to_one(tmp_path):
@@ -193,10 +195,10 @@ def test_unknown_space_lists_known_ones():
 
 def test_with_overrides():
     space = load_space()
-    changed = space.with_overrides(epochs=2, budget="3x", constraint="nominal", sampler="tpe", trials=12, lr=None)
-    assert (changed.proxy.epochs, changed.budget, changed.constraint, changed.sampler, changed.trials) == (2, 3.0, "nominal", "tpe", 12)
+    changed = space.with_overrides(epochs=4, budget="3x", constraint="nominal", sampler="tpe", trials=12, lr=None)
+    assert (changed.proxy.epochs, changed.budget, changed.constraint, changed.sampler, changed.trials) == (4, 3.0, "nominal", "tpe", 12)
     assert changed.proxy.lr == space.proxy.lr and changed.name == space.name and changed.path == space.path
-    assert space.proxy.epochs == 3  # frozen: the original is untouched
+    assert space.proxy.epochs == 2  # frozen: the original is untouched
     assert space.with_overrides() == space
     assert space.with_overrides(alpha=Range(1.0, 1.2, 0.1)).alpha.values() == (1.0, 1.1, 1.2)
 
