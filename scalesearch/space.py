@@ -20,17 +20,19 @@ A search space is a TOML file (shipped ones live in ``search_spaces/``)::
     pruner = "none"          # none | median | sha | hyperband
     [proxy]                  # the short training run that scores a candidate
     resolution = 32          # base side in px; a candidate trains at resolution_for(32, γ)
-    epochs = 3
-    train = 4000             # training images
-    val = 1000               # validation images
-    batch_size = 128
-    optimizer = "sgd"        # sgd | adamw | rmsprop
-    lr = 0.1
-    momentum = 0.9
-    weight_decay = 5e-5
+    epochs = 2
+    train = 1200             # training images
+    val = 500                # validation images
+    batch_size = 64
+    optimizer = "adamw"      # adamw | sgd | rmsprop
+    lr = 0.004
+    momentum = 0.9           # sgd and rmsprop
+    weight_decay = 0.01      # not on BatchNorm and biases
     schedule = "cosine"      # cosine | constant | step
     warmup_epochs = 0        # < epochs
     label_smoothing = 0.1
+    bn_momentum = 0.1        # PyTorch's BatchNorm momentum (official 0.01 is for long runs)
+    drop_path = 0.0          # stochastic depth rate of the last block (official 0.2)
     seeds = 1                # training runs per candidate
     seed = 0
 
@@ -130,17 +132,19 @@ class ProxySettings:
     """The short training run that scores a candidate (see :mod:`scalesearch.proxy`)."""
 
     resolution: int = 32
-    epochs: int = 3
-    train: int = 4000
-    val: int = 1000
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.1
+    epochs: int = 2
+    train: int = 1200
+    val: int = 500
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 0.004
     momentum: float = 0.9
-    weight_decay: float = 5e-5
+    weight_decay: float = 0.01
     schedule: str = "cosine"
     warmup_epochs: int = 0
     label_smoothing: float = 0.1
+    bn_momentum: float = 0.1
+    drop_path: float = 0.0
     seeds: int = 1
     seed: int = 0
 
@@ -266,6 +270,8 @@ _PROXY: dict[str, _Check] = {
     "schedule": _choice(SCHEDULES),
     "warmup_epochs": _integer(0),
     "label_smoothing": _number(0, 1, high_open=True),
+    "bn_momentum": _number(0, 1, low_open=True),
+    "drop_path": _number(0, 1, high_open=True),
     "seeds": _integer(1),
     "seed": _integer(0),
 }
@@ -583,6 +589,12 @@ def _snap(x: float, values: tuple[float, ...] | list[float]) -> float:
     return min(values, key=lambda v: (abs(v - x), v))
 
 
+def manifold_size(space: SearchSpace, base: BaseNetwork) -> int:
+    """How many distinct candidates :func:`suggest` can return."""
+    m = _manifold(base, space.alpha, space.beta, space.gamma, space.budget, space.tolerance, space.constraint)
+    return sum(len(row) for row in m.by_alpha.values())
+
+
 def suggest(trial: Any, space: SearchSpace, base: BaseNetwork, num_classes: int = 10, in_channels: int = 3) -> Candidate:
     """Sample a feasible candidate for an Optuna `trial` on the budget manifold (see module doc).
 
@@ -608,5 +620,5 @@ def suggest(trial: Any, space: SearchSpace, base: BaseNetwork, num_classes: int 
 __all__ = [
     "SPACES_DIR", "CONSTRAINTS", "SAMPLERS", "PRUNERS", "OPTIMIZERS", "SCHEDULES", "Range", "ProxySettings", "SearchSpace", "Candidate", "Assessment", "GridReport",
     "parse_budget", "known_spaces", "load_space", "resolution_for", "candidate_spec", "assess", "within",
-    "grid", "feasible_grid", "require_feasible", "suggest",
+    "grid", "feasible_grid", "require_feasible", "manifold_size", "suggest",
 ]
