@@ -17,4 +17,14 @@ from .cost import Cost, measure, network_cost  # noqa: E402
 from .errors import ScaleSearchError  # noqa: E402
 from .model import build  # noqa: E402
 
-__all__ = ["BaseNetwork", "Cost", "NetworkSpec", "ScaleSearchError", "build", "load_base", "measure", "network_cost", "scale", "__version__"]
+__all__ = ["BaseNetwork", "Cost", "Family", "NetworkSpec", "ScaleSearchError", "build", "load_base", "load_family", "measure",
+           "network_cost", "scale", "__version__"]
+
+
+def __getattr__(name: str):
+    """`Family` and `load_family` load on first use: the export module pulls in pandas and optuna."""
+    if name in ("Family", "load_family"):
+        from . import export
+
+        return getattr(export, name)
+    raise AttributeError(f"module 'scalesearch' has no attribute {name!r}")

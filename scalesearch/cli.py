@@ -6,7 +6,9 @@ stderr and exit with code 2; anything else keeps its traceback.
 """
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -18,7 +20,8 @@ import logging
 import optuna
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import arch, cost, export, family, results, search, storage
+from . import arch, cost, export, extrapolate, family, proxy, results, search, storage
+from . import workers as worker_pool
 from .errors import ScaleSearchError
 
 try:  # typer >= 0.16 vendors click
@@ -99,6 +102,8 @@ def info(
     num_classes: int = typer.Option(1000, help="Classifier outputs."),
     in_channels: int = typer.Option(3, help="Input channels."),
     verify: bool = typer.Option(False, help="Also count the built network with fvcore (slow for large nets)."),
+    coefficients: Optional[str] = typer.Option(None, help="A file from scalesearch export (.json, .yaml, .toml): its base "
+                                                          "and α, β, γ replace --base/--alpha/--beta/--gamma; --phi defaults to 1."),
 ) -> None:
     """Channels, repeats, params, multiply-adds and activations of a network, per stage."""
     for name, value in (("--alpha", alpha), ("--beta", beta), ("--gamma", gamma), ("--width", width), ("--depth", depth)):
@@ -107,10 +112,15 @@ def info(
         fail("--num-classes and --in-channels must be >= 1")
     if phi is not None and (width or depth or resolution):
         fail("give either --phi or --width/--depth/--resolution, not both")
-    b = arch.load_base(base)
+    if coefficients and (width or depth or resolution):
+        fail("--coefficients goes with --phi, not with --width/--depth/--resolution")
+    fam = export.load_family(coefficients) if coefficients else None
+    b = fam.base if fam else arch.load_base(base)
     base_spec = arch.scale(b)
     base_macs = cost.network_cost(base_spec, num_classes=num_classes, in_channels=in_channels).macs
-    if phi is not None:
+    if fam:
+        specs = [fam.spec(p) for p in parse_phis(phi or "1")]
+    elif phi is not None:
         specs = [family.member(b, alpha, beta, gamma, p) for p in parse_phis(phi)]
     else:
         specs = [arch.scale(b, width or 1.0, depth or 1.0, resolution)]
@@ -133,24 +143,49 @@ def bases() -> None:
     out.print(t)
 
 
+def blank(x) -> bool:
+    return x is None or x != x
+
+
 def pct(x: float) -> str:
-    return "" if x is None or x != x else f"{100 * x:.2f}"
+    return "" if blank(x) else f"{100 * x:.2f}"
+
+
+# Headers of the ranking; line breaks keep the 17 columns inside a terminal (markdown joins the lines).
+RANKING_HEADERS = ["rank", "α", "β", "γ", "nominal\n×", "measured ×\n(target)", "measured ×\n(proxy)", "proxy\nparams (M)",
+                   "proxy\nMMACs", "proxy acts\n(M)", "seeds", "val top-1 %\nmean ± std", "± 95% CI\n(points)", "tied",
+                   "best\nepoch", "time\n(s)", "status"]
+
+
+def ranking_cells(r) -> list[str]:
+    """One candidate's row as text; blanks where a failed or pruned candidate has no figure."""
+    def num(x, spec: str, scale: float = 1.0) -> str:
+        return "" if blank(x) else format(x / scale, spec)
+
+    def ratio(x, px) -> str:
+        return "" if blank(x) else f"{x:.2f} ({int(px)} px)"
+
+    return [num(r.rank, ".0f"), f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", num(r.nominal, ".2f"),
+            ratio(r.measured_target, r.target_resolution), ratio(r.measured_proxy, r.proxy_resolution),
+            num(r.params, ",.2f", 1e6), num(r.macs_proxy, ".1f", 1e6), num(r.acts_proxy, ".2f", 1e6), str(r.seeds),
+            pct(r.acc_mean) + ("" if blank(r.acc_std) else f" ± {pct(r.acc_std)}"), pct(r.ci95), "yes" if r.tied else "",
+            num(r.best_epoch, ".0f"),
+            num(r.seconds, ".0f"), r.state]
+
+
+def ranking_caption(ranked) -> str:
+    ties = ("tied = 95% Student-t interval over seeds overlaps the leader's" if results.has_intervals(ranked) else
+            "one seed per candidate: no interval available, differences may be noise (use --seeds 3)")
+    return (f"{ties}; measured × = built network's multiply-adds / the base's; proxy = the network as trained (data's "
+            "classes and channels, proxy side); acts = conv and linear output elements; best epoch: most common over seeds")
 
 
 def ranking_table(ranked, title: str, top: int | None = None) -> Table:
-    intervals = results.has_intervals(ranked)
-    caption = ("tied = 95% interval overlaps the leader's" if intervals
-               else "one seed per candidate: no interval available, differences may be noise (use --seeds 3)")
-    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
-    cols = ["rank", "α", "β", "γ", "nominal ×", "measured × (target)", "measured × (proxy)", "params (M)",
-            "proxy MMACs", "val top-1 %", "± std", "± 95% CI", "tied", "time (s)", "status"]
-    for c in cols:
-        t.add_column(c, justify="right", no_wrap=c not in ("status",))
+    t = Table(title=title, title_justify="left", caption=ranking_caption(ranked), caption_justify="left")
+    for c in RANKING_HEADERS:
+        t.add_column(c, justify="left" if c == "status" else "right", no_wrap=c != "status")
     for r in (ranked.head(top) if top else ranked).itertuples():
-        t.add_row("" if r.rank is None or r.rank != r.rank else str(int(r.rank)), f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", f"{r.nominal:.2f}",
-                  f"{r.measured_target:.2f} ({int(r.target_resolution)} px)", f"{r.measured_proxy:.2f} ({int(r.proxy_resolution)} px)",
-                  mega(r.params), f"{r.macs_proxy / 1e6:.1f}", pct(r.acc_mean), pct(r.acc_std), pct(r.ci95),
-                  "yes" if r.tied else "", f"{r.seconds:.0f}" if r.seconds == r.seconds else "", r.state)
+        t.add_row(*ranking_cells(r))
     return t
 
 
@@ -203,7 +238,18 @@ class RichProgress(search.Progress):
         self.bar.advance(self.overall)
 
     def stop(self) -> None:
-        self.bar.stop()
+        if self.overall is not None:  # a bar never started would still print a blank line
+            self.bar.stop()
+
+    def poll(self, done: int, total: int, alive: int) -> None:
+        """Trials done by worker processes, as read from the storage."""
+        self.bar.update(self.overall, completed=done, total=total, description=f"trials ({alive} workers)")
+
+
+class QuietProgress(search.Progress):
+    """Worker processes started by `run --workers`: the parent draws the progress."""
+
+    def stop(self) -> None: ...
 
 
 @app.command()
@@ -227,6 +273,8 @@ def run(
     study: Optional[str] = typer.Option(None, help="Study name (default from base, budget, space, constraint, data)."),
     storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite in results/<study>/)."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ goes."),
+    workers: int = typer.Option(1, help="Worker processes on this machine, sharing the cores (see also scalesearch worker)."),
+    devices: Optional[str] = typer.Option(None, help="One worker process per device, e.g. cuda:0,cuda:1."),
 ) -> None:
     """Search (α, β, γ) under the budget with short proxy runs, rank, extrapolate and export."""
     options = search.RunOptions(base=base, space=space, data=data, device=device, budget=budget, constraint=constraint,
@@ -235,7 +283,10 @@ def run(
                                 study=study, storage=storage_url, results_dir=results_dir)
     progress = RichProgress()
     try:
-        plan, st = search.run(options, progress)
+        if workers == 1 and devices is None:
+            plan, st = search.run(options, progress)
+        else:
+            plan, st = worker_pool.run(options, workers, devices, progress.start, progress.poll)
     except KeyboardInterrupt:
         progress.stop()
         err.print("interrupted: the current candidate is marked interrupted; run the same command again to resume "
@@ -260,6 +311,364 @@ def finish(plan: search.Plan, st: optuna.Study) -> None:
     fam = family.family_table(plan.base, w.alpha, w.beta, w.gamma)
     out.print(family_rich(fam, f"Family of {plan.base.name} (φ = 0 … 7, 1000 classes)"))
     out.print(f"wrote {plan.results_dir}/trials.csv, ranking.csv, coefficients.json", highlight=False)
+
+
+# ------------------------------------------------------------ show, export
+
+SHOW_FORMATS = ("table", "csv", "json", "markdown")
+SHOW_UNITS = {"acc_mean, acc_std, ci95": "fraction of validation images (ci95: half-width of the 95% Student-t interval)",
+              "nominal, measured_target, measured_proxy": "cost multiplier on the base (α·β²·γ²; built network's multiply-adds)",
+              "params, macs_proxy, acts_proxy": "the network as trained: parameters, multiply-adds, conv/linear output elements",
+              "macs_target": "multiply-adds at the target side, 1000 classes", "seconds": "training time summed over seeds",
+              "best_epoch": "1-based, most common over seeds"}
+
+
+def recorded_study(name: str | None, study: str | None, storage_url: str | None, results_dir: str) -> tuple[optuna.Study, str]:
+    """(study, storage URL) named by STUDY or --study, read without loading its data."""
+    if name and study and name != study:
+        fail(f"STUDY {name!r} and --study {study!r} disagree; give one")
+    return search.load_recorded(storage_url, name or study, results_dir)
+
+
+def sorted_ranking(ranked, sort: str):
+    """`ranked` ordered by COLUMN or COLUMN:desc; unranked and blank values last."""
+    column, _, order = sort.partition(":")
+    if order not in ("", "asc", "desc"):
+        fail(f"--sort {sort!r}: the order after ':' must be asc or desc")
+    if ranked.empty:
+        return ranked
+    if column not in ranked.columns:
+        fail(f"--sort: unknown column {column!r}; choose one of {', '.join(ranked.columns)}")
+    return ranked.sort_values(column, ascending=order != "desc", kind="stable", na_position="last")
+
+
+def markdown_ranking(ranked, title: str) -> str:
+    head = [h.replace("\n", " ") for h in RANKING_HEADERS]
+    rows = ["| " + " | ".join(c.replace("|", "\\|") for c in ranking_cells(r)) + " |" for r in ranked.itertuples()]
+    return "\n".join([f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---:|" * (len(head) - 1) + ":---|",
+                      *rows, "", ranking_caption(ranked), ""])
+
+
+@app.command()
+def show(
+    name: Optional[str] = typer.Argument(None, metavar="[STUDY]", show_default=False,
+                                         help="Study name: a folder under --results-dir (default: the latest there)."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
+    top: Optional[int] = typer.Option(None, help="Only the first K rows (after --sort)."),
+    sort: str = typer.Option("rank", help="Order by a column of the csv/json output, e.g. params, or acc_std:desc."),
+    show_all: bool = typer.Option(False, "--all", help="Also candidates with no complete seed: pruned and failed, with the reason."),
+    study: Optional[str] = typer.Option(None, help="Study name in --storage."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
+) -> None:
+    """The ranked candidates of a study: cost, val top-1 over seeds with 95% intervals and ties, best epoch, state."""
+    if fmt not in SHOW_FORMATS:
+        fail(f"--format must be one of {', '.join(SHOW_FORMATS)}, got {fmt!r}")
+    if top is not None and top < 1:
+        fail(f"--top must be >= 1, got {top}")
+    st, url = recorded_study(name, study, storage_url, results_dir)
+    ranked = sorted_ranking(results.ranking(results.trials_frame(st), include_all=show_all), sort)
+    ranked = ranked.head(top) if top else ranked
+    epochs = st.user_attrs["config"].get("proxy", {}).get("epochs", "?")
+    title = f"Ranking: {st.study_name} in {storage.redact(url)} (val top-1 after {epochs} proxy epochs, φ = 1)"
+    if fmt == "csv":
+        sys.stdout.write(ranked.to_csv(index=False))
+    elif fmt == "json":
+        doc = {"study": st.study_name, "storage": storage.redact(url), "proxy_epochs": epochs,
+               "interval_available": results.has_intervals(ranked), "units": SHOW_UNITS,
+               "candidates": json.loads(ranked.to_json(orient="records"))}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "markdown":
+        sys.stdout.write(markdown_ranking(ranked, title))
+    else:
+        out.print(ranking_table(ranked, title))
+    if ranked.empty:
+        err.print("no complete candidate" + ("" if show_all else "; --all also lists pruned and failed ones"), highlight=False)
+
+
+def study_base(st: optuna.Study) -> arch.BaseNetwork:
+    """The base network the study was run on, from the name or path it recorded."""
+    recorded = st.user_attrs["config"]["options"]["base"]
+    try:
+        return arch.load_base(recorded)
+    except ScaleSearchError as exc:
+        fail(f"study {st.study_name!r} was run on base {recorded!r}, which cannot be loaded here: {exc}")
+
+
+@app.command("export")
+def export_command(
+    name: Optional[str] = typer.Argument(None, metavar="[STUDY]", show_default=False,
+                                         help="Study name: a folder under --results-dir (default: the latest there)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="json, yaml, toml or python (default: from -o's extension, else json)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="File to write, - for stdout (default results/<study>/coefficients.<ext>)."),
+    study: Optional[str] = typer.Option(None, help="Study name in --storage."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
+) -> None:
+    """The winner's coefficients, family φ = 0 … 7, timm/torchvision equivalents and provenance in one file.
+
+    scalesearch.load_family(FILE).build(phi=3, num_classes=N) reads the json, yaml and toml files back.
+    """
+    by_suffix = {ext: f for f, ext in export.FORMATS.items()} | {".yml": "yaml"}
+    suffix = Path(output).suffix.lower() if output and output != "-" else ""
+    if fmt is None:
+        fmt = by_suffix.get(suffix, "json")
+    if fmt not in export.FORMATS:
+        fail(f"--format must be one of {', '.join(export.FORMATS)}, got {fmt!r}")
+    if suffix in by_suffix and by_suffix[suffix] != fmt:
+        fail(f"--format {fmt} does not match -o {output} (a {by_suffix[suffix]} file name)")
+    st, _ = recorded_study(name, study, storage_url, results_dir)
+    ranked = results.ranking(results.trials_frame(st))
+    if ranked.empty:
+        fail(f"study {st.study_name!r} has no complete candidate yet; run or resume scalesearch run first")
+    doc = export.coefficients_document(st, ranked, study_base(st))
+    text = export.render(doc, fmt)
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output) if output else Path(results_dir) / st.study_name / f"coefficients{export.FORMATS[fmt]}"
+    if path.is_dir():
+        fail(f"-o {path} is a folder; give a file name")
+    results.write_atomic(path, text)
+    out.print(f"wrote {path}: α={doc['alpha']:g} β={doc['beta']:g} γ={doc['gamma']:g} on {doc['base']['name']}, "
+              f"family φ = 0 … 7 ({fmt})", highlight=False)
+
+
+@app.command()
+def worker(
+    study: str = typer.Option(..., help="Name of a study started by scalesearch run."),
+    storage_url: str = typer.Option(..., "--storage", envvar="SCALESEARCH_STORAGE", show_envvar=True,
+                                    help="Optuna storage URL of the study (keeps the password off the command line)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, hidden=True, help="No progress output (workers started by run --workers)."),
+) -> None:
+    """Join a study started by scalesearch run (another machine, GPU or process) and train its queued candidates."""
+    plan, st = search.load(storage_url, study)
+    dev = proxy.pick_device(device)
+    progress = QuietProgress() if quiet else RichProgress()
+    done, total = search.progress_counts(plan, st)
+    progress.start(plan, total, done)
+    try:
+        search.Worker(plan, st, dev, progress).work()
+    except KeyboardInterrupt:
+        progress.stop()
+        if not quiet:
+            err.print(f"interrupted: the current candidate is back in the queue; run scalesearch worker --storage "
+                      f"{storage.redact(storage_url)} --study {study} again to resume (complete candidates are not "
+                      "retrained)", highlight=False)
+        sys.exit(130)
+    finally:
+        progress.stop()
+    if not quiet:
+        done, total = search.progress_counts(plan, st)
+        err.print(f"worker done: {done} of {total} trials of study {study} done; see the ranking with scalesearch show "
+                  f"--storage {storage.redact(storage_url)} --study {study}", highlight=False)
+
+
+# ------------------------------------------------------------ extrapolate, verify, plot
+
+STUDY_ARG = typer.Argument(None, metavar="[STUDY]", show_default=False,
+                           help="Study name: a folder under --results-dir (default: the latest there).")
+
+
+def study_from_args(name: str | None, study: str | None, storage_url: str | None, results_dir: str) -> tuple[search.Plan, optuna.Study]:
+    """The study named by STUDY or --study (in --storage, else under --results-dir)."""
+    if name and study and name != study:
+        fail(f"STUDY {name!r} and --study {study!r} disagree; give one")
+    return search.load(storage_url, name or study, results_dir)
+
+
+def study_winner(st: optuna.Study) -> tuple:
+    """(trials frame, best complete φ = 1 candidate) of a study."""
+    trials = results.trials_frame(st)
+    w = results.winner(results.ranking(trials))
+    if w is None:
+        fail(f"study {st.study_name!r} has no complete candidate yet; run or resume scalesearch run first")
+    return trials, w
+
+
+def extrapolate_rich(fam, title: str, official: bool) -> Table:
+    t = Table(title=title, title_justify="left", caption_justify="left",
+              caption="official: B0 … B7 as published (B0 scaled by hand-rounded multipliers, not exactly "
+                      "(1.2, 1.1, 1.15)^φ); params at 1000 classes, conv + FC multiply-adds" if official else None)
+    cols = ["φ", "depth ×", "width ×", "resolution (px)", "dropout", "params (M)", "GMACs", "activations (M)", "× base MACs", "nominal ×"]
+    if official:
+        cols += ["official", "width/depth ×", "px", "params (M) ", "GMACs "]
+    for c in cols:
+        t.add_column(c, justify="right", no_wrap=True)
+    for r in fam.itertuples():
+        row = [f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution), f"{r.dropout:g}",
+               mega(r.params), f"{r.macs / 1e9:#.4g}", mega(r.acts), f"{r.ratio:.2f}", f"{r.nominal:.2f}"]
+        if official:
+            row += (["", "", "", "", ""] if not isinstance(r.official, str) else
+                    [r.official.upper(), f"{r.official_width_mult:g}/{r.official_depth_mult:g}",
+                     str(int(r.official_resolution)), mega(r.official_params), f"{r.official_macs / 1e9:#.4g}"])
+        t.add_row(*row)
+    return t
+
+
+def print_scaling_fit(st: optuna.Study, base: arch.BaseNetwork, trials, w, phis: list[float]) -> None:
+    """The proxy-space fit of val top-1 against log10(proxy MACs) through the winner's own runs."""
+    config = st.user_attrs["config"]
+    points = extrapolate.family_points(trials, w.alpha, w.beta, w.gamma)
+    runs = ", ".join(f"φ = {p:g}: {n}" for p, n in points.groupby("phi").size().items()) or "none"
+    out.print(f"\nScaling fit in proxy space (val top-1 after {config['proxy']['epochs']} proxy epochs at the proxy "
+              f"resolution, not full-training accuracy) against log10(proxy MACs); runs of the winner's family: {runs}",
+              highlight=False)
+    try:
+        line = extrapolate.scaling_fit(points)
+    except extrapolate.Underdetermined as exc:
+        out.print(f"fit underdetermined: {exc}; no prediction printed. Run scalesearch verify to add the base (φ = 0) "
+                  "and φ = 2 runs.", highlight=False)
+        return
+    out.print(f"{100 * line.slope:+.2f} points of val top-1 per 10× proxy MACs (val top-1 = {100 * line.intercept:.2f}% "
+              f"{100 * line.slope:+.2f} × log10 MACs); residual std {100 * line.resid_std:.2f} points over {line.n} runs",
+              highlight=False)
+    pred = extrapolate.predict(base, w.alpha, w.beta, w.gamma, phis, config["proxy"]["resolution"],
+                               config["data"]["classes"], config["data"]["channels"], line, points)
+    t = Table(title="Proxy-space prediction per φ", title_justify="left", caption_justify="left",
+              caption="± SE: standard error of prediction for one new run; 95% interval (Student t) clipped to 0 … 100%; "
+                      "a straight line in log MACs cannot hold near 100%")
+    for c in ("φ", "proxy side (px)", "proxy MMACs", "predicted val top-1 %", "± SE (points)", "95% interval %", "measured %", "runs"):
+        t.add_column(c, justify="right", no_wrap=True)
+    for r in pred.itertuples():
+        t.add_row(f"{r.phi:g}", str(r.proxy_resolution), f"{r.macs_proxy / 1e6:.2f}", pct(r.predicted), pct(r.se),
+                  f"{pct(max(0.0, r.predicted - r.ci95))} … {pct(min(1.0, r.predicted + r.ci95))}", pct(r.measured),
+                  str(r.runs or ""))
+    out.print(t)
+
+
+@app.command("extrapolate")
+def extrapolate_command(
+    name: Optional[str] = STUDY_ARG,
+    alpha: Optional[float] = typer.Option(None, help="Depth coefficient (with --beta and --gamma, instead of a study)."),
+    beta: Optional[float] = typer.Option(None, help="Width coefficient."),
+    gamma: Optional[float] = typer.Option(None, help="Resolution coefficient."),
+    base: Optional[str] = typer.Option(None, help="Base for --alpha/--beta/--gamma (default b0); a study brings its own."),
+    phi: str = typer.Option("0..7", help="Members: 3, a range 0..7, or 0..4:0.5 with a step."),
+    compare_official: bool = typer.Option(False, help="Put the official B0 … B7 beside the rows of the same φ."),
+    fmt: str = typer.Option("table", "--format", help="table, or csv: the family with exact integers and nothing else."),
+    study: Optional[str] = typer.Option(None, help="Study name in --storage."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
+) -> None:
+    """The winner's family for larger φ (built networks' params, GMACs, activations) and a proxy-space accuracy fit.
+
+    Resolution is base resolution × γ^φ rounded to a multiple of 4 px, as the official B0 … B7 sides are.
+    """
+    phis = parse_phis(phi)
+    if phis[0] < 0:
+        fail(f"--phi must be >= 0, got {phi!r}")
+    if fmt not in ("table", "csv"):
+        fail(f"--format must be table or csv, got {fmt!r}")
+    given = [v for v in (alpha, beta, gamma) if v is not None]
+    st = trials = w = None
+    if given:
+        if len(given) < 3:
+            fail("give all three of --alpha, --beta and --gamma")
+        if name or study or storage_url:
+            fail("give either a study or --alpha/--beta/--gamma, not both")
+        for flag, value in (("--alpha", alpha), ("--beta", beta), ("--gamma", gamma)):
+            positive(flag, value)
+        b = arch.load_base(base or "b0")
+    else:
+        if base:
+            fail("--base goes with --alpha/--beta/--gamma; a study brings its own base")
+        st, _ = recorded_study(name, study, storage_url, results_dir)
+        trials, w = study_winner(st)
+        alpha, beta, gamma, b = float(w.alpha), float(w.beta), float(w.gamma), study_base(st)
+    fam = family.family_table(b, alpha, beta, gamma, phis)
+    if compare_official:
+        fam = extrapolate.with_official(fam)
+    if fmt == "csv":
+        sys.stdout.write(fam.to_csv(index=False))
+        return
+    title = (f"Family of {b.name}: α={alpha:g} β={beta:g} γ={gamma:g}; side = {b.resolution} px × γ^φ rounded to a "
+             f"multiple of {family.RESOLUTION_MULTIPLE} px; built networks at 1000 classes, 3 channels")
+    out.print(extrapolate_rich(fam, title, compare_official))
+    if st is not None:
+        print_scaling_fit(st, b, trials, w, phis)
+
+
+@app.command("verify")
+def verify_command(
+    name: Optional[str] = STUDY_ARG,
+    top: int = typer.Option(3, help="How many of the best φ = 1 candidates to train again."),
+    phi: float = typer.Option(2.0, help="The φ to train them at (coefficients to this power); > 1."),
+    base_run: bool = typer.Option(True, help="Also train the base at φ = 0, the scaling fit's reference point."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    study: Optional[str] = typer.Option(None, help="Study name in --storage."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
+) -> None:
+    """Transfer check: train the top K again at φ = 2 and compare the rankings (Kendall τ-b, winner held?)."""
+    if top < 1:
+        fail(f"--top must be >= 1, got {top}")
+    if not phi > 1:
+        fail(f"--phi must be > 1 (φ = 1 is the search itself), got {phi:g}")
+    phi = int(phi) if float(phi).is_integer() else phi
+    plan, st = study_from_args(name, study, storage_url, results_dir)
+    trials, _ = study_winner(st)
+    candidates = extrapolate.top_candidates(trials, top)
+    if len(candidates) < top:
+        err.print(f"only {len(candidates)} complete candidate(s) in the study; verifying all of them", highlight=False)
+    progress = RichProgress()
+    try:
+        search.verify(plan, st, candidates, phi=phi, device=device, progress=progress, base_run=base_run)
+    except KeyboardInterrupt:
+        progress.stop()
+        err.print("interrupted: run the same command again to resume (complete runs are not retrained)", highlight=False)
+        sys.exit(130)
+    finally:
+        progress.stop()
+    trials, _ = results.write_tables(st, plan.results_dir)
+    check = extrapolate.transfer_check(trials, candidates, phi)
+    t = Table(title=f"Transfer check: top {len(candidates)} at φ = 1 trained again at φ = {phi:g} "
+                    f"(val top-1 after {plan.space.proxy.epochs} proxy epochs)", title_justify="left",
+              caption="ranks among these candidates; equal accuracies share a rank", caption_justify="left")
+    for c in ("α", "β", "γ", "rank φ = 1", "val top-1 % φ = 1", f"rank φ = {phi:g}", f"val top-1 % φ = {phi:g}"):
+        t.add_column(c, justify="right", no_wrap=True)
+    for r in check.table.itertuples():
+        t.add_row(f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", f"{r.rank_1:.0f}", pct(r.acc_1),
+                  "" if r.rank_phi != r.rank_phi else f"{r.rank_phi:.0f}", pct(r.acc_phi) or "did not complete")
+    out.print(t)
+    compared = int(check.table[["acc_1", "acc_phi"]].notna().all(axis=1).sum())
+    if compared < 2:
+        out.print(f"Kendall τ-b: undefined: it needs at least 2 candidates with both runs complete, have {compared}",
+                  highlight=False)
+    elif check.tau != check.tau:
+        out.print("Kendall τ-b: undefined: every accuracy on one side is tied", highlight=False)
+    else:
+        out.print(f"Kendall τ-b between the φ = 1 and φ = {phi:g} rankings: {check.tau:+.2f} over {compared} candidates "
+                  "(+1 same order, −1 reversed)", highlight=False)
+    lead = check.table.iloc[0]
+    held = {True: "held first place", False: "did not hold first place", None: "has no complete run"}[check.winner_held]
+    out.print(f"winner α={lead.alpha:g} β={lead.beta:g} γ={lead.gamma:g} {held} at φ = {phi:g}", highlight=False)
+    out.print(f"wrote {plan.results_dir}/trials.csv; scalesearch extrapolate now fits through these runs", highlight=False)
+
+
+@app.command("plot")
+def plot_command(
+    name: Optional[str] = STUDY_ARG,
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Folder for the PNG and SVG files (default results/<study>/plots)."),
+    phi: str = typer.Option("0..7", help="Family members in the growth plot: a range such as 0..7."),
+    study: Optional[str] = typer.Option(None, help="Study name in --storage."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
+) -> None:
+    """PNG and SVG figures: accuracy vs MMACs with the Pareto front, the (α, β) plane, the family vs official B0 … B7."""
+    from . import plots  # matplotlib loads only for this command
+
+    phis = parse_phis(phi)
+    if phis[0] < 0:
+        fail(f"--phi must be >= 0, got {phi!r}")
+    st, _ = recorded_study(name, study, storage_url, results_dir)
+    trials, _ = study_winner(st)
+    folder = Path(output) if output else Path(results_dir) / st.study_name / "plots"
+    if folder.exists() and not folder.is_dir():
+        fail(f"-o {folder} exists and is not a folder")
+    for path in plots.write_plots(trials, study_base(st), folder, st.study_name, phis):
+        out.print(f"wrote {path}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

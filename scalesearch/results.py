@@ -29,7 +29,7 @@ _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
 KEY = ["phi", "alpha", "beta", "gamma"]
 ATTRS = ["alpha", "beta", "gamma", "seed", "phi", "nominal", "measured_target", "measured_proxy", "target_resolution",
          "proxy_resolution", "params", "macs_proxy", "macs_target", "acts_proxy", "best_acc", "best_epoch",
-         "seconds", "fail_reason", "device"]
+         "seconds", "fail_reason", "device", "network", "shared_from"]
 
 
 def t95(dof: int) -> float:
@@ -95,10 +95,13 @@ def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = Fal
 def _state(g: pd.DataFrame) -> str:
     """complete / pruned / failed: <reason>, from the candidate's seeds."""
     states = set(g["state"])
+    if states == {"COMPLETE"} and "shared_from" in g and g["shared_from"].notna().all():
+        return f"complete (same network as trial {int(g['shared_from'].iloc[0])})"
     if "COMPLETE" in states:
         return "complete" if states <= {"COMPLETE"} else "complete (some seeds " + ", ".join(sorted(s.lower() for s in states - {"COMPLETE"})) + ")"
     if "PRUNED" in states:
-        return "pruned"
+        done = g.loc[g["state"] == "PRUNED", "epochs_done"].max() if "epochs_done" in g else None
+        return f"pruned after epoch {int(done)}" if pd.notna(done) and done > 0 else "pruned"
     if "FAIL" in states:
         reasons = [r for r in g["fail_reason"] if isinstance(r, str) and r]
         return "failed: " + (reasons[-1] if reasons else "unknown")

@@ -18,23 +18,32 @@ failed after the grace period and re-queued (linked to the original).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import logging
+import os
 import re
-from dataclasses import asdict, dataclass, field
+import signal
+import socket
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from . import __version__, proxy
-from .arch import BaseNetwork, load_base
+from .arch import BaseNetwork, NetworkSpec, load_base
 from .data import Dataset, DeviceData, load_data, subset
 from .errors import ScaleSearchError
-from .space import Candidate, GridReport, SearchSpace, assess, candidate_spec, feasible_grid, load_space, parse_budget, require_feasible, suggest
-from .storage import open_storage, redact
+from .space import Candidate, GridReport, SearchSpace, assess, candidate_spec, feasible_grid, load_space, manifold_size, parse_budget, require_feasible, suggest
+from .storage import HEARTBEAT_S, open_storage, redact
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +198,9 @@ def trial_candidate(t: optuna.trial.FrozenTrial) -> Candidate | None:
 
 
 def _is_done(t: optuna.trial.FrozenTrial) -> bool:
-    """A trial that counts for its (candidate, seed): anything but a retryable failure."""
+    """A trial that counts for its (candidate, seed): anything but a retryable failure or a placeholder."""
+    if t.user_attrs.get("unqueued"):
+        return False
     if t.state == TrialState.FAIL:
         return t.user_attrs.get("fail_reason", "") not in RETRYABLE and "fail_reason" in t.user_attrs
     return True
@@ -240,50 +251,130 @@ class Worker:
     def __post_init__(self) -> None:
         proxy.configure(self.device)
         self.data = DeviceData(self.plan.data, self.device)
+        self.stopping = threading.Event()  # Ctrl-C or SIGTERM seen
+        self.training = False  # inside the objective, where a stop may interrupt at once
 
     def work(self) -> None:
-        """Run trials until the queue (grid) or the trial budget (other samplers) is used up."""
-        if self._finished():
+        """Run trials until the queue (grid) or the trial budget (other samplers) is used up.
+
+        Ctrl-C (SIGINT) or SIGTERM stops at a safe point, then raises KeyboardInterrupt: in
+        the middle of a candidate, its trial is marked interrupted and the candidate queued
+        again; between candidates (Optuna taking or closing a trial, waiting for others)
+        the worker finishes that step first, so no trial is left RUNNING without a heartbeat.
+        """
+        # Ctrl-C is no error: keep Optuna's "trial failed" warning and its traceback off the screen.
+        optuna_log, quiet = logging.getLogger("optuna.study._optimize"), lambda record: not self.stopping.is_set()
+        optuna_log.addFilter(quiet)
+        try:
+            with self._stop_safely():
+                if not self._finished():
+                    self.study.optimize(self._objective, n_trials=None, catch=(proxy.Diverged, torch.OutOfMemoryError),
+                                        callbacks=[self._stop_when_finished], gc_after_trial=False)
+        finally:
+            optuna_log.removeFilter(quiet)
+        if self.stopping.is_set():
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def _stop_safely(self) -> Iterator[None]:
+        def on_signal(signum: int, frame: Any) -> None:
+            self.stopping.set()
+            if self.training:
+                self.training = False
+                raise KeyboardInterrupt
+
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
             return
-        self.study.optimize(self._objective, n_trials=None, catch=(proxy.Diverged, torch.OutOfMemoryError),
-                            callbacks=[self._stop_when_finished], gc_after_trial=False)
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def _finished(self) -> bool:
-        trials = self.study.get_trials(deepcopy=False)
-        if any(t.state == TrialState.WAITING for t in trials):
-            return False
-        if self.plan.grid:
-            return True
-        proposed = {_key(c) for t in trials if (c := trial_candidate(t)) and _is_done(t) and t.user_attrs.get("phi", 1) == 1}
-        return len(proposed) >= self.plan.space.trials
+        """Nothing left to ask for; with heartbeats, also nothing left RUNNING elsewhere.
+
+        A RUNNING trial may belong to a worker that died: Optuna fails it (and the retry
+        callback queues it again) only when a live worker checks for stale trials, so this
+        worker polls, once per heartbeat interval, until every RUNNING trial has finished
+        or been re-queued, and then takes the re-queued one.
+        """
+        while not self.stopping.is_set():
+            trials = self.study.get_trials(deepcopy=False)
+            if any(t.state == TrialState.WAITING for t in trials):
+                return False
+            if not self.plan.grid:
+                proposed = {_key(c) for t in trials if (c := trial_candidate(t)) and _is_done(t) and t.user_attrs.get("phi", 1) == 1}
+                if len(proposed) < min(self.plan.space.trials, manifold_size(self.plan.space, self.plan.base)):
+                    return False
+            if not is_heartbeat_enabled(self.study._storage) or not any(t.state == TrialState.RUNNING for t in trials):
+                return True
+            self.stopping.wait(HEARTBEAT_S)
+            with warnings.catch_warnings():  # experimental since Optuna 2.9, as optimize() uses it
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+        return True
 
     def _stop_when_finished(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         if self._finished():
             study.stop()
 
     def _objective(self, trial: optuna.Trial) -> float:
+        """Evaluate one candidate; on a stop, mark the trial interrupted and queue the candidate again."""
+        try:
+            self.training = True
+            if self.stopping.is_set():  # the stop came while Optuna was handing out this trial
+                raise KeyboardInterrupt
+            return self._evaluate(trial)
+        except KeyboardInterrupt:
+            self.training = False
+            self.stopping.set()
+            trial.set_user_attr("fail_reason", "interrupted")
+            if trial.user_attrs.get("queued"):  # back in the queue at once, for a live worker or the rerun
+                self._requeue(trial)
+            self.progress.finished("interrupted", None)
+            raise
+        finally:
+            self.training = False
+
+    def _evaluate(self, trial: optuna.Trial) -> float:
         plan, space = self.plan, self.plan.space
         queued = bool(trial.user_attrs.get("queued"))
         if queued:  # grid points, later seeds and φ = 2 checks carry their candidate in user attributes
             c = Candidate(trial.user_attrs["alpha"], trial.user_attrs["beta"], trial.user_attrs["gamma"])
         elif plan.grid:
-            # Another worker emptied the queue between our check and our ask.
+            # Another worker emptied the queue between our check and our ask; the
+            # callback then decides whether to wait for running trials or stop.
             trial.set_user_attr("unqueued", True)
-            self.study.stop()
             raise optuna.TrialPruned("grid exhausted")
         else:
             c = suggest(trial, space, plan.base, plan.data.num_classes, plan.data.in_channels)
         phi = trial.user_attrs.get("phi", 1)
         trained = Candidate(c.alpha**phi, c.beta**phi, c.gamma**phi)  # φ = 2 for transfer checks
         seed = int(trial.user_attrs.get("seed", space.proxy.seed))
+        if self._covered(trial, (_key(c), seed, phi)):
+            # Two `run`s that start together both queue the grid, or a sampler proposed a point
+            # again: the later copy stands aside and does not count.
+            trial.set_user_attr("unqueued", True)
+            raise optuna.TrialPruned("already evaluated")
         a = assess(plan.base, trained, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels)
         for k, v in {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "phi": phi, "seed": seed, "nominal": a.nominal,
                      "measured_target": a.measured_target, "measured_proxy": a.measured_proxy,
                      "target_resolution": a.target_resolution, "proxy_resolution": a.proxy_resolution,
                      "macs_target": a.macs_target, "macs_proxy": a.macs_proxy, "params": a.params,
-                     "acts_proxy": a.acts_proxy, "device": str(self.device)}.items():
+                     "acts_proxy": a.acts_proxy, "device": str(self.device),
+                     "worker": f"{socket.gethostname()}:{os.getpid()}"}.items():  # who trained it
             trial.set_user_attr(k, v)
+        spec = candidate_spec(plan.base, trained, a.proxy_resolution)
+        trial.set_user_attr("network", network_key(spec))
         self.progress.candidate(trained, seed, a.proxy_resolution, space.proxy.epochs)
+        twin = self._twin(trial, spec, seed)
+        if twin is not None:
+            if not queued and not plan.grid:
+                self._queue_other_seeds(c, seed)
+            return self._share(trial, twin)
         accs: list[float] = []
 
         def on_epoch(epoch: int, acc: float, loss: float) -> None:
@@ -296,12 +387,8 @@ class Worker:
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
         try:
-            r = proxy.train(candidate_spec(plan.base, trained, a.proxy_resolution), self.data, space.proxy,
+            r = proxy.train(spec, self.data, space.proxy,
                             a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step)
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
-            self.progress.finished("interrupted", None)
-            raise
         except proxy.Diverged as exc:
             self._fail(trial, f"diverged: {exc}")
             raise
@@ -318,6 +405,43 @@ class Worker:
         self.progress.finished("complete", r.final_acc)
         return r.final_acc
 
+    def _covered(self, trial: optuna.Trial, key: tuple) -> bool:
+        """Whether an earlier trial already stands for this (candidate, seed, φ)."""
+        return any(t.number < trial.number and (c := trial_candidate(t)) and _is_done(t)
+                   and (_key(c), t.user_attrs.get("seed"), t.user_attrs.get("phi", 1)) == key
+                   for t in self.study.get_trials(deepcopy=False))
+
+    def _requeue(self, trial: optuna.Trial) -> None:
+        a = trial.user_attrs
+        self.study.enqueue_trial({}, user_attrs={"queued": True, "requeued_from": trial.number,
+                                                 **{k: a[k] for k in ("seed", "phi", "alpha", "beta", "gamma")}})
+
+    def _twin(self, trial: optuna.Trial, spec, seed: int) -> optuna.trial.FrozenTrial | None:
+        """A complete trial that trained this very network with this seed, if any.
+
+        Depth and width round, so neighbouring (α, β, γ) often build the same proxy
+        network (24 feasible points, 19 networks for B0 at 2x); training it again with
+        the same seed and data would repeat the same result at full cost.
+        """
+        key = network_key(spec)
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            a = t.user_attrs
+            if a.get("network") == key and a.get("seed") == seed and "shared_from" not in a and t.number != trial.number:
+                return t
+        return None
+
+    def _share(self, trial: optuna.Trial, twin: optuna.trial.FrozenTrial) -> float:
+        """Record the twin's result as this candidate's own, with the link and no training time."""
+        accs = twin.user_attrs["val_acc"]
+        for epoch, acc in enumerate(accs):
+            trial.report(acc, epoch)
+        for k in ("val_acc", "val_loss", "train_loss", "best_epoch", "best_acc"):
+            trial.set_user_attr(k, twin.user_attrs[k])
+        trial.set_user_attr("seconds", 0.0)
+        trial.set_user_attr("shared_from", twin.number)
+        self.progress.finished("complete", accs[-1])
+        return float(twin.value)
+
     def _fail(self, trial: optuna.Trial, reason: str) -> None:
         trial.set_user_attr("fail_reason", reason)
         self.progress.finished("failed", None)
@@ -329,13 +453,19 @@ class Worker:
                                                          "beta": c.beta, "gamma": c.gamma})
 
 
+def network_key(spec: NetworkSpec) -> str:
+    """Identity of the network a spec builds (the multipliers that led to it left out)."""
+    canonical = replace(spec, name="", width_mult=1.0, depth_mult=1.0)
+    return hashlib.sha1(repr(canonical).encode()).hexdigest()[:16]
+
+
 def progress_counts(plan: Plan, study: optuna.Study) -> tuple[int, int]:
     """(trials done, trials planned) for this run."""
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("unqueued")]
     done = sum(1 for t in trials if t.state.is_finished() and _is_done(t))
     if plan.grid:
         return done, len(plan.report.feasible) * plan.space.proxy.seeds
-    return done, plan.space.trials * plan.space.proxy.seeds
+    return done, min(plan.space.trials, manifold_size(plan.space, plan.base)) * plan.space.proxy.seeds
 
 
 def run(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, optuna.Study]:
@@ -345,14 +475,20 @@ def run(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, op
     running the same options again picks up where it stopped.
     """
     progress = progress or Progress()
-    plan = prepare(options)
     device = proxy.pick_device(options.device)
-    study = open_study(plan)
-    if plan.grid:
-        enqueue_grid(plan, study)
+    plan, study = start(options)
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
     Worker(plan, study, device, progress).work()
+    return plan, study
+
+
+def start(options: RunOptions) -> tuple[Plan, optuna.Study]:
+    """Prepare, create or resume the study and queue the grid; workers (this process or others) train it."""
+    plan = prepare(options)
+    study = open_study(plan)
+    if plan.grid:
+        enqueue_grid(plan, study)
     return plan, study
 
 
@@ -368,6 +504,21 @@ def load(storage_url: str | None = None, study_name: str | None = None, results_
     """Reopen a study written by `run`, with the plan rebuilt from the configuration it recorded.
 
     With no storage, `study_name` names a folder under `results_dir` (default: the latest).
+    """
+    recorded_study, storage_url = load_recorded(storage_url, study_name, results_dir)
+    config = recorded_study.user_attrs["config"]
+    known = {f for f in RunOptions.__dataclass_fields__}
+    recorded = {k: v for k, v in config["options"].items() if k in known}
+    options = RunOptions(**(recorded | {"storage": storage_url, "study": recorded_study.study_name}))
+    plan = prepare(options)
+    return plan, open_study(plan, create=False)
+
+
+def load_recorded(storage_url: str | None = None, study_name: str | None = None,
+                  results_dir: str | Path = "results") -> tuple[optuna.Study, str]:
+    """(study, storage URL) of a study written by `run`, read as it is: no data loaded, no plan rebuilt.
+
+    The light path for reading results (`show`, `export`); :func:`load` builds on it to train more.
     """
     if storage_url is None:
         if study_name is None:
@@ -385,21 +536,24 @@ def load(storage_url: str | None = None, study_name: str | None = None, results_
         study_name = names[0]
     if study_name not in names:
         raise ScaleSearchError(f"no study {study_name!r} in {redact(storage_url)}; it holds: {', '.join(names) or 'none'}")
-    config = optuna.load_study(study_name=study_name, storage=storage).user_attrs.get("config")
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    config = study.user_attrs.get("config")
     if not config or "options" not in config:
         raise ScaleSearchError(f"study {study_name!r} was not written by scalesearch (no recorded configuration)")
-    known = {f for f in RunOptions.__dataclass_fields__}
-    recorded = {k: v for k, v in config["options"].items() if k in known}
-    options = RunOptions(**(recorded | {"storage": storage_url, "study": study_name}))
-    plan = prepare(options)
-    return plan, open_study(plan, create=False)
+    return study, storage_url
 
 
-def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: int = 2, device: str = "auto",
-           progress: Progress | None = None) -> None:
-    """Train `candidates` again at `phi` (coefficients to the power φ) in the same study."""
+def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: float = 2, device: str = "auto",
+           progress: Progress | None = None, base_run: bool = True) -> None:
+    """Train `candidates` again at `phi` (coefficients to the power φ) in the same study.
+
+    `base_run` also trains the base itself (φ = 0, stored as α = β = γ = 1), the
+    reference point of the scaling fit in :mod:`scalesearch.extrapolate`.
+    """
     progress = progress or Progress()
     enqueue(plan, study, candidates, phi=phi)
+    if base_run:
+        enqueue(plan, study, [Candidate(1.0, 1.0, 1.0)], phi=0)
     dev = proxy.pick_device(device)
     waiting = sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING)
     progress.start(plan, waiting, 0)

@@ -25,7 +25,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
 def assert_user_error(result: Result, *fragments: str) -> None:
     """Exit 2, exactly one line on stderr, no traceback, and the line says what is wrong."""
     assert result.code == 2, result
-    lines = result.err.strip().splitlines()
+    lines = result.err.rstrip("\n").splitlines()
     assert len(lines) == 1 and lines[0].startswith("scalesearch: error: "), result.err
     assert "Traceback" not in result.err
     for fragment in fragments:

@@ -1,0 +1,128 @@
+"""Several worker processes on one machine, all on the same study storage.
+
+`scalesearch run --workers N` (CPU) or `--devices cuda:0,cuda:1` creates the study
+and queues the grid in this process, then starts one ``scalesearch worker``
+process per slot and watches the storage until they are done. Optuna hands each
+queued trial to one worker only; a worker that dies leaves its trial RUNNING until
+the heartbeat grace period fails it and a live worker re-runs it.
+
+The workers run in their own session, so a Ctrl-C at the terminal reaches only
+this process, which passes it on once to each worker (SIGTERM does the same):
+each marks its current candidate interrupted, puts it back in the queue and exits.
+The storage URL travels in the environment, not on the command line, where `ps`
+would show its password.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+
+from . import proxy, search
+from .errors import ScaleSearchError
+
+POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One worker process: the device it trains on and its torch threads."""
+
+    device: str
+    threads: int
+
+
+def slots(workers: int = 1, devices: str | None = None, device: str = "auto") -> list[Slot]:
+    """`devices` ("cuda:0,cuda:1") gives one slot per entry; else `workers` slots on `device`.
+
+    The cores are shared out: each slot gets cores / slots torch threads (at least
+    one), fewer if OMP_NUM_THREADS asks for fewer.
+    """
+    if devices is not None:
+        if workers != 1:
+            raise ScaleSearchError("give either --workers N or --devices LIST (one worker per device), not both")
+        names = [d.strip() for d in devices.split(",") if d.strip()]
+        if not names:
+            raise ScaleSearchError(f"--devices must list devices such as cuda:0,cuda:1, got {devices!r}")
+    else:
+        if workers < 1:
+            raise ScaleSearchError(f"--workers must be >= 1, got {workers}")
+        names = [device] * workers
+    for name in set(names):
+        proxy.pick_device(name)  # a missing GPU is a one-line error here, not in every worker
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // len(names))
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
+    return [Slot(name, threads) for name in names]
+
+
+def worker_command(study: str, slot: Slot) -> list[str]:
+    return [sys.executable, "-m", "scalesearch.cli", "worker", "--study", study, "--device", slot.device, "--quiet"]
+
+
+def launch(plan: search.Plan, layout: list[Slot]) -> list[subprocess.Popen]:
+    """Start one `scalesearch worker` per slot on the plan's study."""
+    procs = []
+    for slot in layout:
+        env = os.environ | {"SCALESEARCH_STORAGE": plan.storage_url, "OMP_NUM_THREADS": str(slot.threads)}
+        procs.append(subprocess.Popen(worker_command(plan.study_name, slot), env=env, start_new_session=True))
+    return procs
+
+
+def supervise(plan: search.Plan, study: optuna.Study, procs: list[subprocess.Popen],
+              on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None) -> None:
+    """Wait for the workers, reporting (trials done, trials planned, workers alive) every second.
+
+    Ctrl-C or SIGTERM: SIGINT to every worker, wait for them, then KeyboardInterrupt.
+    Raises ScaleSearchError when workers failed and trials are left undone.
+    """
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while (alive := sum(p.poll() is None for p in procs)):
+            on_poll(*search.progress_counts(plan, study), alive)
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        interrupt(procs)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    done, total = search.progress_counts(plan, study)
+    on_poll(done, total, 0)
+    failed = [p.returncode for p in procs if p.returncode != 0]
+    if failed and done < total:
+        raise ScaleSearchError(f"{len(failed)} of {len(procs)} worker processes failed (exit codes "
+                               f"{', '.join(map(str, failed))}; see their messages above); {done} of {total} trials "
+                               "done: run the same command again to resume")
+
+
+def interrupt(procs: list[subprocess.Popen]) -> None:
+    """SIGINT to each live worker, then wait; a second Ctrl-C kills them (heartbeats recover their trials)."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    try:
+        for p in procs:
+            p.wait()
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
+def run(options: search.RunOptions, workers: int = 1, devices: str | None = None,
+        on_start: Callable[[search.Plan, int, int], None] = lambda plan, total, done: None,
+        on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None) -> tuple[search.Plan, optuna.Study]:
+    """`scalesearch run` with several worker processes: create and queue the study here, train in the workers."""
+    layout = slots(workers, devices, options.device)
+    plan, study = search.start(options)
+    done, total = search.progress_counts(plan, study)
+    on_start(plan, total, done)
+    supervise(plan, study, launch(plan, layout), on_poll)
+    return plan, study

@@ -1,0 +1,207 @@
+"""Many workers on a real PostgreSQL server: every candidate once, dead workers recovered, Ctrl-C resumable.
+
+The server is the one at 127.0.0.1:5432 (trust auth, user postgres, database `test`), or the
+libpq DSN in SCALESEARCH_TEST_POSTGRES. Each test session gets a fresh database, dropped
+afterwards. Without a server the tests skip, except under CI=true, where they fail.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import secrets
+import signal
+import threading
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from cli_helpers import assert_user_error, run_cli
+from scalesearch.storage import open_storage
+
+pytestmark = pytest.mark.postgres
+ADMIN_DSN = os.environ.get("SCALESEARCH_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+PASSWORD = "s3cretpw"
+FEASIBLE = {0.3: 16, 0.1: 6}  # points of SPACE within 30% (its own) or 10% (--tolerance 0.1) of 1.5x, nominal
+SPACE = """
+budget = 1.5
+tolerance = 0.3
+constraint = "nominal"
+[alpha]
+min = 1.0
+max = 1.4
+step = 0.2
+[beta]
+min = 1.0
+max = 1.2
+step = 0.1
+[gamma]
+min = 1.0
+max = 1.2
+step = 0.1
+[proxy]
+resolution = 16
+epochs = 1
+train = 64
+val = 32
+batch_size = 32
+"""
+FAST = ("--data", "synthetic:64")
+SLOW = ("--data", "synthetic:128", "--train", "128", "--epochs", "2", "--tolerance", "0.1")  # 6 candidates, ~1 s each
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 not installed: pip install -e '.[dev]'")
+    try:
+        admin = psycopg2.connect(ADMIN_DSN, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        reason = f"no PostgreSQL server answers at {ADMIN_DSN!r}: {' '.join(str(exc).split())}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    admin.autocommit = True
+    name = f"scalesearch_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    info = admin.info  # trust auth ignores the password: it is there to prove it is never printed
+    yield f"postgresql://{info.user}:{info.password or PASSWORD}@{info.host}:{info.port}/{name}"
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,))
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
+
+
+@pytest.fixture
+def space_file(tmp_path: Path) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(SPACE)
+    return path
+
+
+def run_args(tmp_path: Path, url: str, study: str, space: Path, *extra: str) -> list:
+    return ["run", "--base", "tiny-mbconv", "--space", space, "--device", "cpu", "--storage", url, "--study", study,
+            "--results-dir", tmp_path / "results", *extra]
+
+
+@pytest.fixture
+def fast_heartbeats(monkeypatch) -> None:
+    """Worker processes beat every second and are given up after 3 s of silence."""
+    monkeypatch.setenv("SCALESEARCH_HEARTBEAT_S", "1")
+    monkeypatch.setenv("SCALESEARCH_GRACE_S", "3")
+
+
+def trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=study, storage=open_storage(url)).get_trials()
+    except KeyError:  # not created yet
+        return []
+
+
+def key(t: optuna.trial.FrozenTrial) -> tuple:
+    return t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"], t.user_attrs["seed"]
+
+
+def assert_each_complete_once(ts: list[optuna.trial.FrozenTrial], feasible: int) -> None:
+    complete = collections.Counter(key(t) for t in ts if t.state == TrialState.COMPLETE)
+    assert len(complete) == feasible and set(complete.values()) == {1}, complete
+
+
+class Watcher(threading.Thread):
+    """Polls the study while `run` works in the main thread; acts once when `condition` returns a trial."""
+
+    def __init__(self, url: str, study: str, condition, action) -> None:
+        super().__init__(daemon=True)
+        self.url, self.study, self.condition, self.action, self.seen = url, study, condition, action, None
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while self.seen is None and not self.stopped.wait(0.1):
+            if (found := self.condition(trials(self.url, self.study))) is not None:
+                self.seen = found
+                self.action(found)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
+def test_three_workers_complete_every_candidate_once(capsys, pg_url, space_file, tmp_path) -> None:
+    r = run_cli(capsys, *run_args(tmp_path, pg_url, "three", space_file, *FAST, "--workers", "3"))
+    assert r.code == 0, r.err
+    ts = trials(pg_url, "three")
+    assert_each_complete_once(ts, FEASIBLE[0.3])
+    assert all(t.state == TrialState.COMPLETE for t in ts if not t.user_attrs.get("unqueued")), ts
+    assert len({t.user_attrs["worker"] for t in ts if t.state == TrialState.COMPLETE}) >= 2  # it was shared out
+    assert PASSWORD not in r.out + r.err and "winner:" in r.out
+
+
+def test_killed_worker_trial_is_rerun_once(capsys, pg_url, space_file, tmp_path, fast_heartbeats) -> None:
+    def first_running(ts):
+        return next((t for t in ts if t.state == TrialState.RUNNING and "worker" in t.user_attrs), None)
+
+    def kill(t) -> None:
+        os.kill(int(t.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+
+    watcher = Watcher(pg_url, "kill", first_running, kill)
+    watcher.start()
+    r = run_cli(capsys, *run_args(tmp_path, pg_url, "kill", space_file, *SLOW, "--workers", "2"))
+    watcher.stop()
+    assert r.code == 0, r.err  # the others finished everything, the retry included
+    assert PASSWORD not in r.out + r.err
+    ts, running = trials(pg_url, "kill"), watcher.seen
+    assert_each_complete_once(ts, FEASIBLE[0.1])
+    killed = ts[running.number]
+    assert killed.state == TrialState.FAIL and "fail_reason" not in killed.user_attrs
+    (retry,) = [t for t in ts if t.system_attrs.get("failed_trial") == running.number]
+    assert retry.state == TrialState.COMPLETE and key(retry) == key(killed)
+    assert retry.user_attrs["worker"] != running.user_attrs["worker"]
+
+
+def test_interrupt_then_rerun_retrains_nothing_complete(capsys, pg_url, space_file, tmp_path, fast_heartbeats) -> None:
+    def some_done_some_running(ts):
+        done = [t for t in ts if t.state == TrialState.COMPLETE]
+        workers = {t.user_attrs.get("worker") for t in ts} - {None}
+        return done if len(done) >= 1 and len(workers) == 2 and any(t.state == TrialState.RUNNING for t in ts) else None
+
+    # Ctrl-C at the terminal: SIGINT to the `run` process, which passes it on to its workers.
+    watcher = Watcher(pg_url, "sigint", some_done_some_running, lambda _: os.kill(os.getpid(), signal.SIGINT))
+    watcher.start()
+    args = run_args(tmp_path, pg_url, "sigint", space_file, *SLOW)
+    r = run_cli(capsys, *args, "--workers", "2")
+    watcher.stop()
+    assert r.code == 130 and "run the same command again to resume" in r.err, r.err
+    before = trials(pg_url, "sigint")
+    interrupted = [t for t in before if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert interrupted and all(t.state == TrialState.FAIL for t in interrupted)
+    assert not any(t.state == TrialState.RUNNING for t in before), [(t.number, t.user_attrs, t.datetime_start) for t in before if t.state == TrialState.RUNNING]
+    assert {key(t) for t in interrupted} <= {key(t) for t in before if t.state == TrialState.WAITING}  # re-queued at once
+    complete_before = {t.number: key(t) for t in before if t.state == TrialState.COMPLETE}
+    assert 1 <= len(complete_before) < FEASIBLE[0.1]
+
+    assert run_cli(capsys, *args).code == 0  # the rerun, in one process this time
+    after = trials(pg_url, "sigint")
+    assert_each_complete_once(after, FEASIBLE[0.1])  # so nothing complete was trained again
+    assert all(after[n].state == TrialState.COMPLETE and key(after[n]) == k for n, k in complete_before.items())
+
+
+@pytest.mark.parametrize("make_url,fragment", [
+    (lambda db: f"postgresql://nobody:{PASSWORD}@127.0.0.1:5432/{db}", 'role "nobody" does not exist'),
+    (lambda db: f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/scalesearch_no_such_db", "does not exist"),
+    (lambda db: f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/{db}", "Connection refused"),
+])
+def test_unreachable_storage_is_one_line_without_password(capsys, pg_url, space_file, tmp_path, make_url, fragment) -> None:
+    url = make_url(pg_url.rsplit("/", 1)[1])
+    for args in (["worker", "--storage", url, "--study", "x"],
+                 ["run", "--base", "tiny-mbconv", "--space", space_file, *FAST, "--storage", url, "--study", "x",
+                  "--results-dir", tmp_path / "results", "--workers", "2"]):
+        r = run_cli(capsys, *args)
+        assert_user_error(r, "cannot open storage", "***", fragment)
+        assert PASSWORD not in r.err + r.out
+    assert not (tmp_path / "results").exists()
+
+
+def test_worker_needs_an_existing_study(capsys, pg_url) -> None:
+    assert_user_error(run_cli(capsys, "worker", "--storage", pg_url, "--study", "nosuch"), "no study", "nosuch")

@@ -1,0 +1,235 @@
+"""`scalesearch run` end to end through the CLI: grid, tpe, resume, divergence, interrupts, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from cli_helpers import assert_user_error, run_cli
+from scalesearch import proxy, search
+from scalesearch.arch import load_base, scale
+from scalesearch.data import DeviceData, load_data
+from scalesearch.space import ProxySettings, load_space, manifold_size
+
+# Nine grid points within 10% of 2x nominal; proxies of a few hundred thousand MACs.
+TINY_SPACE = """
+description = "tiny test space"
+source = "tests/test_run.py"
+budget = 2.0
+tolerance = 0.1
+constraint = "nominal"
+[alpha]
+min = 1.0
+max = 1.4
+step = 0.2
+[beta]
+min = 1.0
+max = 1.2
+step = 0.1
+[gamma]
+min = 1.0
+max = 1.4
+step = 0.1
+[proxy]
+resolution = 16
+epochs = 2
+train = 64
+val = 32
+batch_size = 32
+"""
+FEASIBLE = 9
+
+
+@pytest.fixture
+def space_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+def args(space_file: Path, results: Path, *extra: str) -> list[str]:
+    return ["run", "--base", "tiny-mbconv", "--data", "synthetic:64", "--space", str(space_file),
+            "--results-dir", str(results), "--device", "cpu", *extra]
+
+
+def study_of(results: Path) -> optuna.Study:
+    (db,) = results.glob("*/study.db")
+    return optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
+
+
+def complete_keys(study: optuna.Study) -> list[tuple[float, float, float]]:
+    return [(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"])
+            for t in study.get_trials(states=(TrialState.COMPLETE,))]
+
+
+def test_grid_run_evaluates_every_feasible_point_once_and_writes_results(capsys, space_file, tmp_path) -> None:
+    r = run_cli(capsys, *args(space_file, tmp_path / "results"))
+    assert r.code == 0, r.err
+    assert "winner: α=" in r.out and "Family of tiny-mbconv" in r.out
+    assert "9 nominal" in r.err  # the feasibility count under each constraint is printed
+    keys = complete_keys(study_of(tmp_path / "results"))
+    assert len(keys) == FEASIBLE == len(set(keys))
+    (folder,) = (tmp_path / "results").iterdir()
+    ranking = pd.read_csv(folder / "ranking.csv")
+    assert len(ranking) == FEASIBLE and list(ranking["rank"]) == list(range(1, FEASIBLE + 1))
+    assert ranking["acc_mean"].is_monotonic_decreasing
+    assert len(pd.read_csv(folder / "trials.csv")) == FEASIBLE
+    coefficients = json.loads((folder / "coefficients.json").read_text())
+    assert (coefficients["alpha"], coefficients["beta"], coefficients["gamma"]) == tuple(ranking.loc[0, ["alpha", "beta", "gamma"]])
+    assert coefficients["provenance"]["space"]["path"].endswith("tiny.toml")
+
+
+def test_rerun_resumes_without_retraining(capsys, space_file, tmp_path) -> None:
+    assert run_cli(capsys, *args(space_file, tmp_path)).code == 0
+    before = [(t.number, t.datetime_complete) for t in study_of(tmp_path).trials]
+    r = run_cli(capsys, *args(space_file, tmp_path))
+    assert r.code == 0 and f"{FEASIBLE} of {FEASIBLE} trials already done" in r.err
+    assert [(t.number, t.datetime_complete) for t in study_of(tmp_path).trials] == before
+
+
+def test_identical_networks_train_once(capsys, tmp_path) -> None:
+    # tiny-mbconv repeats each stage once and depth rounds up, so α = 1.2 and 1.3 both give two
+    # repeats: four candidates, two networks.
+    space = tmp_path / "twins.toml"
+    space.write_text(TINY_SPACE.replace("tolerance = 0.1", "tolerance = 0.2")
+                     .replace("min = 1.0\nmax = 1.4\nstep = 0.2", "min = 1.2\nmax = 1.3\nstep = 0.1")
+                     .replace("min = 1.0\nmax = 1.2\nstep = 0.1", "min = 1.0\nmax = 1.0\nstep = 0.1")
+                     .replace("min = 1.0\nmax = 1.4\nstep = 0.1", "min = 1.25\nmax = 1.3\nstep = 0.05"))
+    assert run_cli(capsys, *args(space, tmp_path)).code == 0
+    trials = study_of(tmp_path).get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 4
+    by_network: dict[str, list] = {}
+    for t in trials:
+        by_network.setdefault(t.user_attrs["network"], []).append(t)
+    assert sorted(len(g) for g in by_network.values()) == [2, 2]
+    for first, second in by_network.values():
+        assert "shared_from" not in first.user_attrs and first.user_attrs["seconds"] > 0
+        assert second.user_attrs["shared_from"] == first.number and second.value == first.value
+        assert second.user_attrs["seconds"] == 0
+    ranking = pd.read_csv(next(tmp_path.glob("*/ranking.csv")))
+    assert ranking["state"].str.startswith("complete (same network as trial").sum() == 2
+
+
+def test_tpe_samples_distinct_feasible_candidates(capsys, space_file, tmp_path) -> None:
+    r = run_cli(capsys, *args(space_file, tmp_path, "--sampler", "tpe", "--trials", "3"))
+    assert r.code == 0, r.err
+    study = study_of(tmp_path)
+    keys = complete_keys(study)
+    assert len(set(keys)) == 3
+    for a, b, g in keys:
+        assert abs(a * b**2 * g**2 / 2 - 1) <= 0.1 + 1e-9
+
+
+def test_seeds_give_intervals(capsys, space_file, tmp_path) -> None:
+    r = run_cli(capsys, *args(space_file, tmp_path, "--seeds", "2", "--epochs", "1"))
+    assert r.code == 0, r.err
+    assert "95% Student-t interval over seeds" in r.out
+    ranking = pd.read_csv(next(tmp_path.glob("*/ranking.csv")))
+    assert (ranking["seeds"] == 2).all() and ranking["ci95"].notna().all()
+
+
+def test_diverged_candidate_fails_with_reason_and_the_study_goes_on(capsys, space_file, tmp_path, monkeypatch) -> None:
+    real_train, calls = proxy.train, []
+
+    def first_diverges(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise proxy.Diverged("training loss became nan in epoch 1")
+        return real_train(*a, **k)
+
+    monkeypatch.setattr(proxy, "train", first_diverges)
+    r = run_cli(capsys, *args(space_file, tmp_path))
+    assert r.code == 0, r.err
+    study = study_of(tmp_path)
+    (failed,) = study.get_trials(states=(TrialState.FAIL,))
+    assert failed.user_attrs["fail_reason"].startswith("diverged: training loss became nan")
+    assert len(complete_keys(study)) == FEASIBLE - 1
+
+
+def test_real_divergence_is_caught() -> None:
+    data = DeviceData(load_data("synthetic:64"), proxy.pick_device("cpu"))
+    with pytest.raises(proxy.Diverged):
+        proxy.train(scale(load_base("tiny-mbconv")), data, ProxySettings(epochs=1, batch_size=16, optimizer="sgd", lr=1e30, momentum=0.0), 16)
+
+
+def test_interrupt_marks_the_trial_and_rerun_completes(capsys, space_file, tmp_path, monkeypatch) -> None:
+    real_train, calls = proxy.train, []
+
+    def interrupted_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_train(*a, **k)
+
+    monkeypatch.setattr(proxy, "train", interrupted_third)
+    r = run_cli(capsys, *args(space_file, tmp_path))
+    assert r.code == 130 and "run the same command again to resume" in r.err
+    study = study_of(tmp_path)
+    (stopped,) = study.get_trials(states=(TrialState.FAIL,))
+    assert stopped.user_attrs["fail_reason"] == "interrupted"
+    done_before = {t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    monkeypatch.setattr(proxy, "train", real_train)
+    assert run_cli(capsys, *args(space_file, tmp_path)).code == 0
+    study = study_of(tmp_path)
+    assert sorted(set(complete_keys(study))) == sorted(complete_keys(study)) and len(complete_keys(study)) == FEASIBLE
+    assert done_before <= {t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}
+
+
+@pytest.mark.parametrize("extra,fragments", [
+    (["--budget", "abc"], ["budget", "abc"]),
+    (["--budget", "1"], ["budget"]),
+    (["--budget", "0.5x"], ["budget"]),
+    (["--sampler", "annealing"], ["sampler"]),
+    (["--pruner", "sometimes"], ["pruner"]),
+    (["--epochs", "0"], ["epochs"]),
+    (["--device", "tpu"], ["device", "tpu"]),
+    (["--device", "cuda:7"], ["cuda:7"]),
+    (["--study", "bad name!"], ["--study"]),
+    (["--storage", "nosuch://x"], ["storage"]),
+    (["--tolerance", "0.0001", "--budget", "7x"], ["no point", "closest"]),
+])
+def test_bad_run_options(capsys, space_file, tmp_path, extra, fragments) -> None:
+    assert_user_error(run_cli(capsys, *args(space_file, tmp_path, *extra)), *fragments)
+    assert not any(tmp_path.glob("*/study.db"))  # nothing written half
+
+
+def test_bad_space_file(capsys, tmp_path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_SPACE.replace("batch_size = 32", "batch_size = 32\nbatchsize = 3"))
+    assert_user_error(run_cli(capsys, *args(bad, tmp_path)), "bad.toml", "batchsize")
+    assert_user_error(run_cli(capsys, *args(tmp_path / "missing.toml", tmp_path)), "missing.toml")
+
+
+@pytest.mark.parametrize("data,fragment", [
+    ("/no/such/folder", "/no/such/folder"),
+    ("cifar10:/no/such/batches", "cifar10"),
+    ("fashion-mnist-full:/no/such/dir", "/no/such/dir"),
+    ("synthetic:abc", "synthetic"),
+])
+def test_bad_data(capsys, space_file, tmp_path, data, fragment) -> None:
+    cli_args = args(space_file, tmp_path)
+    cli_args[cli_args.index("synthetic:64")] = data
+    assert_user_error(run_cli(capsys, *cli_args), fragment)
+
+
+def test_search_api_runs_without_the_cli(space_file, tmp_path) -> None:
+    plan, study = search.run(search.RunOptions(base="tiny-mbconv", data="synthetic:64", space=str(space_file),
+                                               results_dir=str(tmp_path), device="cpu", epochs=1))
+    assert plan.study_name == "tiny-mbconv-2x-tiny-nominal-synthetic"
+    assert len(complete_keys(study)) == FEASIBLE
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_samplers_never_repeat_a_point_and_stop_when_the_manifold_is_used_up(capsys, space_file, tmp_path, sampler) -> None:
+    # More trials asked for than the manifold holds: every point once, with both seeds, then stop.
+    points = manifold_size(load_space(str(space_file)), load_base("tiny-mbconv"))
+    assert points < 12
+    r = run_cli(capsys, *args(space_file, tmp_path, "--sampler", sampler, "--trials", "12", "--seeds", "2", "--epochs", "1"))
+    assert r.code == 0, r.err
+    keys = [(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"], t.user_attrs["seed"])
+            for t in study_of(tmp_path).get_trials(states=(TrialState.COMPLETE,))]
+    assert len(keys) == len(set(keys)) == 2 * points
