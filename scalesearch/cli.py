@@ -438,7 +438,7 @@ def export_command(
 def worker(
     study: str = typer.Option(..., help="Name of a study started by scalesearch run."),
     storage_url: str = typer.Option(..., "--storage", envvar="SCALESEARCH_STORAGE", show_envvar=True,
-                                    help="Optuna storage URL of the study (keeps the password off the command line)."),
+                                    help="Optuna storage URL of the study; SCALESEARCH_STORAGE keeps a password off the command line."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, hidden=True, help="No progress output (workers started by run --workers)."),
 ) -> None:
@@ -453,16 +453,15 @@ def worker(
     except KeyboardInterrupt:
         progress.stop()
         if not quiet:
-            err.print(f"interrupted: the current candidate is back in the queue; run scalesearch worker --storage "
-                      f"{storage.redact(storage_url)} --study {study} again to resume (complete candidates are not "
-                      "retrained)", highlight=False)
+            err.print("interrupted: the current candidate is back in the queue; run the same command again to resume "
+                      "(complete candidates are not retrained)", highlight=False)
         sys.exit(130)
     finally:
         progress.stop()
     if not quiet:
         done, total = search.progress_counts(plan, st)
-        err.print(f"worker done: {done} of {total} trials of study {study} done; see the ranking with scalesearch show "
-                  f"--storage {storage.redact(storage_url)} --study {study}", highlight=False)
+        err.print(f"worker done: {done} of {total} trials of study {study} in {storage.redact(storage_url)} done; "
+                  f"see the ranking with scalesearch show --storage URL --study {study}", highlight=False)
 
 
 # ------------------------------------------------------------ extrapolate, verify, plot

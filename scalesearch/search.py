@@ -43,7 +43,7 @@ from .arch import BaseNetwork, NetworkSpec, load_base
 from .data import Dataset, DeviceData, load_data, subset
 from .errors import ScaleSearchError
 from .space import Candidate, GridReport, SearchSpace, assess, candidate_spec, feasible_grid, load_space, manifold_size, parse_budget, require_feasible, suggest
-from .storage import HEARTBEAT_S, open_storage, redact
+from .storage import open_storage, redact
 
 log = logging.getLogger(__name__)
 
@@ -298,8 +298,8 @@ class Worker:
 
         A RUNNING trial may belong to a worker that died: Optuna fails it (and the retry
         callback queues it again) only when a live worker checks for stale trials, so this
-        worker polls, once per heartbeat interval, until every RUNNING trial has finished
-        or been re-queued, and then takes the re-queued one.
+        worker polls once a second until every RUNNING trial has finished or been
+        re-queued, and then takes the re-queued one.
         """
         while not self.stopping.is_set():
             trials = self.study.get_trials(deepcopy=False)
@@ -311,7 +311,7 @@ class Worker:
                     return False
             if not is_heartbeat_enabled(self.study._storage) or not any(t.state == TrialState.RUNNING for t in trials):
                 return True
-            self.stopping.wait(HEARTBEAT_S)
+            self.stopping.wait(1.0)
             with warnings.catch_warnings():  # experimental since Optuna 2.9, as optimize() uses it
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)

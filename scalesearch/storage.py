@@ -70,10 +70,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 
 def _rdb_storage(url: str, engine_kwargs: dict) -> RDBStorage:
-    """Optuna's RDB storage with heartbeats and one retry per dead worker's trial.
+    """Optuna's RDB storage with heartbeats; a dead worker's trial is queued again (up to MAX_RETRY times).
 
     Processes that start together on a fresh database race to create Optuna's tables;
-    the losers get "already exists" and try again, finding the tables made.
+    the losers get "already exists" or a duplicate key and try again, finding the tables made.
     """
     for attempt in range(3):
         try:
@@ -83,8 +83,8 @@ def _rdb_storage(url: str, engine_kwargs: dict) -> RDBStorage:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == 2:
+        except sqlalchemy.exc.DBAPIError as exc:
+            if attempt == 2 or not any(m in str(exc.orig) for m in ("already exists", "duplicate key", "UNIQUE constraint")):
                 raise
             time.sleep(0.5 + random.random())
 

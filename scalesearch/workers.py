@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,7 +84,8 @@ def supervise(plan: search.Plan, study: optuna.Study, procs: list[subprocess.Pop
     Ctrl-C or SIGTERM: SIGINT to every worker, wait for them, then KeyboardInterrupt.
     Raises ScaleSearchError when workers failed and trials are left undone.
     """
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
     try:
         while (alive := sum(p.poll() is None for p in procs)):
             on_poll(*search.progress_counts(plan, study), alive)
@@ -92,7 +94,8 @@ def supervise(plan: search.Plan, study: optuna.Study, procs: list[subprocess.Pop
         interrupt(procs)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     done, total = search.progress_counts(plan, study)
     on_poll(done, total, 0)
     failed = [p.returncode for p in procs if p.returncode != 0]

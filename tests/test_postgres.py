@@ -53,11 +53,17 @@ SLOW = ("--data", "synthetic:128", "--train", "128", "--epochs", "2", "--toleran
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:
-    psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2 not installed: pip install -e '.[dev]'")
     try:
+        import psycopg2
+
         admin = psycopg2.connect(ADMIN_DSN, connect_timeout=5)
+    except ImportError:
+        reason = "psycopg2 is not installed: pip install -e '.[dev]'"
     except psycopg2.OperationalError as exc:
         reason = f"no PostgreSQL server answers at {ADMIN_DSN!r}: {' '.join(str(exc).split())}"
+    else:
+        reason = None
+    if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)

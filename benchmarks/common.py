@@ -1,0 +1,82 @@
+"""Helpers shared by the benchmarks: timing, the machine line, markdown tables, isolated runs."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import resource
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from rich.console import Console
+
+console = Console(stderr=True, log_path=False)  # progress goes to stderr; stdout carries only the markdown
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Fastest wall time in s of `repeats` calls of `fn`, and its last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line(device: str | torch.device = "cpu") -> str:
+    """One line naming where the figures come from, load included: they are only comparable on the same machine."""
+    device = torch.device(device)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parts = [f"CPU {cpu_model()}", f"{os.cpu_count()} cores ({usable} usable)",
+             f"load average {os.getloadavg()[0]:.1f}", f"torch {torch.__version__}", f"{torch.get_num_threads()} threads"]
+    if device.type == "cuda":
+        parts.append(f"device {torch.cuda.get_device_name(device)}")
+    else:
+        parts.append("device cpu")
+    return "Machine: " + ", ".join(parts)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def isolated(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` in a fresh process, so its peak memory and warm caches are its own."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return f"{v:,.1f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def section(title: str, device: str | torch.device, body: str, note: str = "") -> str:
+    """A benchmark's markdown: heading, machine line, table and an optional note."""
+    parts = [f"### {title}", "", machine_line(device), "", body]
+    if note:
+        parts += ["", note]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,43 @@
+"""Run the benchmark suite and print its markdown tables.
+
+    .venv/bin/python -m benchmarks [--quick] [--only NAME ...] [--device cpu|cuda] [--out FILE]
+    .venv/bin/python benchmarks/run.py ...
+
+Every benchmark is a module here with ``run(quick, device) -> str`` (markdown);
+add a new one by adding its name to BENCHMARKS.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+import torch
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"
+
+BENCHMARKS = ["cost_model", "throughput", "loader", "storage_overhead", "end_to_end"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller runs: a smoke test, noisier figures")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, metavar="NAME", help=f"run only these: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train (default cpu)")
+    parser.add_argument("--out", type=Path, help="also append the markdown to this file")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device on this machine")
+    for name in args.only or BENCHMARKS:
+        markdown = importlib.import_module(f"benchmarks.{name}").run(quick=args.quick, device=args.device)
+        print(markdown, flush=True)
+        if args.out:
+            with args.out.open("a", encoding="utf-8") as f:
+                f.write(markdown + "\n")
+
+
+if __name__ == "__main__":
+    main()
