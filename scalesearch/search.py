@@ -417,28 +417,33 @@ class Worker:
                                                  **{k: a[k] for k in ("seed", "phi", "alpha", "beta", "gamma")}})
 
     def _twin(self, trial: optuna.Trial, spec, seed: int) -> optuna.trial.FrozenTrial | None:
-        """A complete trial that trained this very network with this seed, if any.
+        """A finished trial (complete or pruned) that trained this very network with this seed.
 
         Depth and width round, so neighbouring (α, β, γ) often build the same proxy
         network (24 feasible points, 19 networks for B0 at 2x); training it again with
         the same seed and data would repeat the same result at full cost.
         """
         key = network_key(spec)
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             a = t.user_attrs
-            if a.get("network") == key and a.get("seed") == seed and "shared_from" not in a and t.number != trial.number:
+            if (a.get("network") == key and a.get("seed") == seed and "shared_from" not in a and a.get("val_acc")
+                    and t.number != trial.number):
                 return t
         return None
 
     def _share(self, trial: optuna.Trial, twin: optuna.trial.FrozenTrial) -> float:
-        """Record the twin's result as this candidate's own, with the link and no training time."""
+        """Record the twin's outcome as this candidate's own, with the link and no training time."""
         accs = twin.user_attrs["val_acc"]
         for epoch, acc in enumerate(accs):
             trial.report(acc, epoch)
         for k in ("val_acc", "val_loss", "train_loss", "best_epoch", "best_acc"):
-            trial.set_user_attr(k, twin.user_attrs[k])
+            if k in twin.user_attrs:
+                trial.set_user_attr(k, twin.user_attrs[k])
         trial.set_user_attr("seconds", 0.0)
         trial.set_user_attr("shared_from", twin.number)
+        if twin.state == TrialState.PRUNED:
+            self.progress.finished("pruned", accs[-1])
+            raise optuna.TrialPruned(f"same network as trial {twin.number}, pruned after epoch {len(accs)}")
         self.progress.finished("complete", accs[-1])
         return float(twin.value)
 

@@ -66,6 +66,17 @@ def complete_keys(study: optuna.Study) -> list[tuple[float, float, float]]:
             for t in study.get_trials(states=(TrialState.COMPLETE,))]
 
 
+def twins_space(folder: Path) -> Path:
+    """Four candidates, two networks: tiny-mbconv repeats each stage once and depth rounds up,
+    so α = 1.2 and 1.3 both give two repeats."""
+    space = folder / "twins.toml"
+    space.write_text(TINY_SPACE.replace("tolerance = 0.1", "tolerance = 0.2")
+                     .replace("min = 1.0\nmax = 1.4\nstep = 0.2", "min = 1.2\nmax = 1.3\nstep = 0.1")
+                     .replace("min = 1.0\nmax = 1.2\nstep = 0.1", "min = 1.0\nmax = 1.0\nstep = 0.1")
+                     .replace("min = 1.0\nmax = 1.4\nstep = 0.1", "min = 1.25\nmax = 1.3\nstep = 0.05"))
+    return space
+
+
 def test_grid_run_evaluates_every_feasible_point_once_and_writes_results(capsys, space_file, tmp_path) -> None:
     r = run_cli(capsys, *args(space_file, tmp_path / "results"))
     assert r.code == 0, r.err
@@ -92,14 +103,7 @@ def test_rerun_resumes_without_retraining(capsys, space_file, tmp_path) -> None:
 
 
 def test_identical_networks_train_once(capsys, tmp_path) -> None:
-    # tiny-mbconv repeats each stage once and depth rounds up, so α = 1.2 and 1.3 both give two
-    # repeats: four candidates, two networks.
-    space = tmp_path / "twins.toml"
-    space.write_text(TINY_SPACE.replace("tolerance = 0.1", "tolerance = 0.2")
-                     .replace("min = 1.0\nmax = 1.4\nstep = 0.2", "min = 1.2\nmax = 1.3\nstep = 0.1")
-                     .replace("min = 1.0\nmax = 1.2\nstep = 0.1", "min = 1.0\nmax = 1.0\nstep = 0.1")
-                     .replace("min = 1.0\nmax = 1.4\nstep = 0.1", "min = 1.25\nmax = 1.3\nstep = 0.05"))
-    assert run_cli(capsys, *args(space, tmp_path)).code == 0
+    assert run_cli(capsys, *args(twins_space(tmp_path), tmp_path)).code == 0
     trials = study_of(tmp_path).get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 4
     by_network: dict[str, list] = {}
@@ -112,6 +116,17 @@ def test_identical_networks_train_once(capsys, tmp_path) -> None:
         assert second.user_attrs["seconds"] == 0
     ranking = pd.read_csv(next(tmp_path.glob("*/ranking.csv")))
     assert ranking["state"].str.startswith("complete (same network as trial").sum() == 2
+
+
+def test_a_pruned_network_is_not_trained_again(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    r = run_cli(capsys, *args(twins_space(tmp_path), tmp_path))
+    assert r.code == 2 and r.err.rstrip().splitlines()[-1].startswith("scalesearch: error: no candidate completed")
+    trials = study_of(tmp_path).get_trials(states=(TrialState.PRUNED,))
+    assert len(trials) == 4
+    trained = [t for t in trials if "shared_from" not in t.user_attrs]
+    assert len(trained) == 2 and all(len(t.user_attrs["val_acc"]) == 1 for t in trials)
+    assert all(t.user_attrs["seconds"] == 0 for t in trials if t not in trained)
 
 
 def test_tpe_samples_distinct_feasible_candidates(capsys, space_file, tmp_path) -> None:
