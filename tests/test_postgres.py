@@ -49,6 +49,8 @@ batch_size = 32
 """
 FAST = ("--data", "synthetic:64")
 SLOW = ("--data", "synthetic:128", "--train", "128", "--epochs", "2", "--tolerance", "0.1")  # 6 candidates, ~1 s each
+# On an idle machine SLOW's 6 candidates finish before a watcher sees one complete and one running.
+SLOWER = ("--data", "synthetic:512", "--train", "512", "--epochs", "3", "--tolerance", "0.1")  # ~5 s each
 
 
 @pytest.fixture(scope="session")
@@ -175,7 +177,7 @@ def test_interrupt_then_rerun_retrains_nothing_complete(capsys, pg_url, space_fi
     # Ctrl-C at the terminal: SIGINT to the `run` process, which passes it on to its workers.
     watcher = Watcher(pg_url, "sigint", some_done_some_running, lambda _: os.kill(os.getpid(), signal.SIGINT))
     watcher.start()
-    args = run_args(tmp_path, pg_url, "sigint", space_file, *SLOW)
+    args = run_args(tmp_path, pg_url, "sigint", space_file, *SLOWER)
     r = run_cli(capsys, *args, "--workers", "2")
     watcher.stop()
     assert r.code == 130 and "run the same command again to resume" in r.err, r.err
