@@ -30,3 +30,32 @@ def assert_user_error(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def tiny_space(budget: float = 2.0, tolerance: float = 0.1, gamma_max: float = 1.4, epochs: int = 2) -> str:
+    """A search-space file for tiny-mbconv proxies of a few hundred thousand MACs (nominal constraint)."""
+    return f"""
+description = "tiny test space"
+source = "tests"
+budget = {budget}
+tolerance = {tolerance}
+constraint = "nominal"
+[alpha]
+min = 1.0
+max = 1.4
+step = 0.2
+[beta]
+min = 1.0
+max = 1.2
+step = 0.1
+[gamma]
+min = 1.0
+max = {gamma_max}
+step = 0.1
+[proxy]
+resolution = 16
+epochs = {epochs}
+train = 64
+val = 32
+batch_size = 32
+"""

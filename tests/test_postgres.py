@@ -17,36 +17,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from cli_helpers import assert_user_error, run_cli
+from cli_helpers import assert_user_error, run_cli, tiny_space
 from scalesearch.storage import open_storage
 
 pytestmark = pytest.mark.postgres
 ADMIN_DSN = os.environ.get("SCALESEARCH_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PASSWORD = "s3cretpw"
 FEASIBLE = {0.3: 16, 0.1: 6}  # points of SPACE within 30% (its own) or 10% (--tolerance 0.1) of 1.5x, nominal
-SPACE = """
-budget = 1.5
-tolerance = 0.3
-constraint = "nominal"
-[alpha]
-min = 1.0
-max = 1.4
-step = 0.2
-[beta]
-min = 1.0
-max = 1.2
-step = 0.1
-[gamma]
-min = 1.0
-max = 1.2
-step = 0.1
-[proxy]
-resolution = 16
-epochs = 1
-train = 64
-val = 32
-batch_size = 32
-"""
+SPACE = tiny_space(budget=1.5, tolerance=0.3, gamma_max=1.2, epochs=1)
 FAST = ("--data", "synthetic:64")
 SLOW = ("--data", "synthetic:128", "--train", "128", "--epochs", "2", "--tolerance", "0.1")  # 6 candidates, ~1 s each
 # On an idle machine SLOW's 6 candidates finish before a watcher sees one complete and one running.

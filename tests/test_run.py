@@ -9,38 +9,14 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from cli_helpers import assert_user_error, run_cli
+from cli_helpers import assert_user_error, run_cli, tiny_space
 from scalesearch import proxy, search
 from scalesearch.arch import load_base, scale
 from scalesearch.data import DeviceData, load_data
 from scalesearch.space import ProxySettings, load_space, manifold_size
 
 # Nine grid points within 10% of 2x nominal; proxies of a few hundred thousand MACs.
-TINY_SPACE = """
-description = "tiny test space"
-source = "tests/test_run.py"
-budget = 2.0
-tolerance = 0.1
-constraint = "nominal"
-[alpha]
-min = 1.0
-max = 1.4
-step = 0.2
-[beta]
-min = 1.0
-max = 1.2
-step = 0.1
-[gamma]
-min = 1.0
-max = 1.4
-step = 0.1
-[proxy]
-resolution = 16
-epochs = 2
-train = 64
-val = 32
-batch_size = 32
-"""
+TINY_SPACE = tiny_space()
 FEASIBLE = 9
 
 

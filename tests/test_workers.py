@@ -8,33 +8,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from cli_helpers import assert_user_error, run_cli
+from cli_helpers import assert_user_error, run_cli, tiny_space
 from scalesearch import search, workers
 from scalesearch.errors import ScaleSearchError
 
-SPACE = """
-budget = 1.5
-tolerance = 0.1
-constraint = "nominal"
-[alpha]
-min = 1.0
-max = 1.4
-step = 0.2
-[beta]
-min = 1.0
-max = 1.2
-step = 0.1
-[gamma]
-min = 1.0
-max = 1.2
-step = 0.1
-[proxy]
-resolution = 16
-epochs = 1
-train = 64
-val = 32
-batch_size = 32
-"""
+SPACE = tiny_space(budget=1.5, tolerance=0.1, gamma_max=1.2, epochs=1)
 
 
 @pytest.fixture
