@@ -66,6 +66,7 @@ def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = Fal
     df = trials if phi is None else trials[trials["phi"] == phi]
     if df.empty:
         return pd.DataFrame(columns=[*KEY, "rank", "seeds", "acc_mean", "acc_std", "ci95", "tied", "state"])
+    names = _candidate_names(trials)
     rows = []
     for key, g in df.groupby(KEY, sort=False):
         done = g[g["state"] == "COMPLETE"]
@@ -80,7 +81,7 @@ def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = Fal
                                           "proxy_resolution", "params", "macs_proxy", "macs_target", "acts_proxy")},
             "best_epoch": int(done["best_epoch"].mode().iloc[0]) if n and "best_epoch" in done and done["best_epoch"].notna().any() else None,
             "seconds": g["seconds"].sum(min_count=1) if "seconds" in g else math.nan,
-            "state": _state(g),
+            "state": _state(g, names),
         })
     out = pd.DataFrame(rows)
     ranked = out[out["seeds"] > 0].sort_values("acc_mean", ascending=False, kind="stable").reset_index(drop=True)
@@ -92,11 +93,19 @@ def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = Fal
     return ranked
 
 
-def _state(g: pd.DataFrame) -> str:
+def _candidate_names(trials: pd.DataFrame) -> dict[int, str]:
+    """Trial number → "α=… β=… γ=…", to name the twin a shared result came from (tables show no trial numbers)."""
+    if "trial" not in trials:
+        return {}
+    return {int(r.trial): f"α={r.alpha:g} β={r.beta:g} γ={r.gamma:g}" for r in trials.itertuples()}
+
+
+def _state(g: pd.DataFrame, names: dict[int, str]) -> str:
     """complete / pruned / failed: <reason>, from the candidate's seeds."""
     states = set(g["state"])
     if states == {"COMPLETE"} and "shared_from" in g and g["shared_from"].notna().all():
-        return f"complete (same network as trial {int(g['shared_from'].iloc[0])})"
+        twin = int(g["shared_from"].iloc[0])
+        return f"complete (same network as {names.get(twin, f'trial {twin}')})"
     if "COMPLETE" in states:
         return "complete" if states <= {"COMPLETE"} else "complete (some seeds " + ", ".join(sorted(s.lower() for s in states - {"COMPLETE"})) + ")"
     if "PRUNED" in states:
