@@ -106,7 +106,7 @@ def accuracy_plane(trials: pd.DataFrame, title: str) -> Figure:
     ax.set_ylabel("β (width multiplier)")
     ax.set_title(title + "\nlabels and marker size: proxy val top-1 (%); candidates sharing (α, β) are spread sideways",
                  fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="best", markerscale=0.4)  # the ring is sized to circle a marker, too big for the key
     ax.grid(alpha=0.3)
     ax.margins(0.15)
     return fig
