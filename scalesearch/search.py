@@ -381,8 +381,10 @@ class Worker:
             accs.append(acc)
             trial.set_user_attr("val_acc", accs)
             self.progress.epoch(epoch, acc)
-            trial.report(acc, epoch)
-            if trial.should_prune():
+            # Step = epochs trained, so the pruners' min_resource=1 rung falls after the first epoch;
+            # after the last one there is nothing left to save, and the trial should count as complete.
+            trial.report(acc, epoch + 1)
+            if epoch + 1 < space.proxy.epochs and trial.should_prune():
                 self.progress.finished("pruned", acc)
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
@@ -435,7 +437,7 @@ class Worker:
         """Record the twin's outcome as this candidate's own, with the link and no training time."""
         accs = twin.user_attrs["val_acc"]
         for epoch, acc in enumerate(accs):
-            trial.report(acc, epoch)
+            trial.report(acc, epoch + 1)
         for k in ("val_acc", "val_loss", "train_loss", "best_epoch", "best_acc"):
             if k in twin.user_attrs:
                 trial.set_user_attr(k, twin.user_attrs[k])

@@ -227,3 +227,14 @@ def test_samplers_never_repeat_a_point_and_stop_when_the_manifold_is_used_up(cap
     keys = [(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"], t.user_attrs["seed"])
             for t in study_of(tmp_path).get_trials(states=(TrialState.COMPLETE,))]
     assert len(keys) == len(set(keys)) == 2 * points
+
+
+def test_sha_prunes_after_the_first_epoch_and_never_after_the_last(capsys, space_file, tmp_path) -> None:
+    # Steps are epochs trained: SHA's first rung (min_resource 1) falls after epoch 1 of 2, where pruning saves one.
+    assert run_cli(capsys, *args(space_file, tmp_path, "--pruner", "sha")).code == 0
+    trials = [t for t in study_of(tmp_path).trials if "network" in t.user_attrs]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert pruned and complete
+    assert all(sorted(t.intermediate_values) == [1] and len(t.user_attrs["val_acc"]) == 1 for t in pruned)
+    assert all(sorted(t.intermediate_values) == [1, 2] for t in complete)
