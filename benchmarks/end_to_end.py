@@ -18,7 +18,7 @@ from scalesearch.results import ranking, trials_frame
 from .common import console, section, table
 
 PRUNERS = ("none", "sha", "hyperband")
-QUICK = {"train": 256, "val": 128}  # a smoke run; epochs stay at the default 2, the least a pruner acts on
+QUICK = {"train": 256, "val": 128}  # a smoke run; epochs stay at the default 2 unless --epochs says otherwise
 
 
 class LogProgress(search.Progress):
@@ -36,11 +36,11 @@ class LogProgress(search.Progress):
         console.log(f"end to end, pruner {self.pruner}: {self.done}/{self.total} {state}{score}")
 
 
-def search_once(pruner: str, quick: bool, device: str) -> dict:
+def search_once(pruner: str, quick: bool, device: str, epochs: int | None) -> dict:
     """Wall time, trial counts, trained epochs and compute, and the top 3 of one search."""
     with tempfile.TemporaryDirectory(prefix="scalesearch-bench-") as tmp:
         options = search.RunOptions(base="b0", budget="2x", pruner=pruner, device=device, results_dir=tmp,
-                                    **(QUICK if quick else {}))
+                                    epochs=epochs, **(QUICK if quick else {}))
         start = time.perf_counter()
         plan, study = search.run(options, LogProgress(pruner))
         wall = time.perf_counter() - start
@@ -72,9 +72,9 @@ def agreement(top: list, reference: list) -> str:
     return "yes (order differs)" if set(top) == set(reference) else "no"
 
 
-def run(quick: bool = False, device: str = "cpu") -> str:
+def run(quick: bool = False, device: str = "cpu", epochs: int | None = None) -> str:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    runs = {p: search_once(p, quick, device) for p in PRUNERS}
+    runs = {p: search_once(p, quick, device, epochs) for p in PRUNERS}
     ref = runs["none"]
     rows = []
     for p, r in runs.items():
@@ -86,6 +86,7 @@ def run(quick: bool = False, device: str = "cpu") -> str:
     headers = ["pruner", "wall (s)", "candidates", "complete", "pruned", "epochs trained", "trial time (s)",
                "compute (forward TMACs)", "epochs saved (%)", "compute saved (%)", "trial time saved (%)", "top 3 agree"]
     tops = "; ".join(f"{p}: " + ", ".join(f"({a:g}, {b:g}, {g:g})" for a, b, g in r["top3"]) for p, r in runs.items())
-    note = (f"`scalesearch run --base b0 --budget 2x --pruner P` ({ref['settings']}{', --quick' if quick else ''}) on {device}. "
+    flag = f" --epochs {epochs}" if epochs else ""
+    note = (f"`scalesearch run --base b0 --budget 2x{flag} --pruner P` ({ref['settings']}{', --quick' if quick else ''}) on {device}. "
             f"Compute: Σ epochs × train images × proxy forward MACs of the trials that trained. Top 3 (α, β, γ): {tops}.")
     return section(f"End to end: exhaustive vs pruned ({device})", device, table(headers, rows), note)

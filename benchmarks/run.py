@@ -1,6 +1,6 @@
 """Run the benchmark suite and print its markdown tables.
 
-    .venv/bin/python -m benchmarks [--quick] [--only NAME ...] [--device cpu|cuda] [--out FILE]
+    .venv/bin/python -m benchmarks [--quick] [--only NAME ...] [--device cpu|cuda] [--epochs N] [--out FILE]
     .venv/bin/python benchmarks/run.py ...
 
 Every benchmark is a module here with ``run(quick, device) -> str`` (markdown);
@@ -27,12 +27,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller runs: a smoke test, noisier figures")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, metavar="NAME", help=f"run only these: {', '.join(BENCHMARKS)}")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train (default cpu)")
+    parser.add_argument("--epochs", type=int, help="proxy epochs for end_to_end (default: the search space's)")
     parser.add_argument("--out", type=Path, help="also append the markdown to this file")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device on this machine")
     for name in args.only or BENCHMARKS:
-        markdown = importlib.import_module(f"benchmarks.{name}").run(quick=args.quick, device=args.device)
+        extra = {"epochs": args.epochs} if name == "end_to_end" else {}
+        markdown = importlib.import_module(f"benchmarks.{name}").run(quick=args.quick, device=args.device, **extra)
         print(markdown, flush=True)
         if args.out:
             with args.out.open("a", encoding="utf-8") as f:
