@@ -4,7 +4,7 @@ The data already sits on the device (:class:`scalesearch.data.DeviceData`);
 the hot loop makes no host round trip per step: losses accumulate on the
 device and are read once per epoch, which is also where divergence is caught.
 On CUDA it trains in bf16 autocast with channels_last (no cudnn autotuning); on
-the CPU it uses channels_last (1.5–2.4× faster than contiguous memory for B0 at
+the CPU it uses channels_last (1.5–2.5× faster than contiguous memory for B0 at
 32–128 px on 2 threads; README, "Latest figures").
 
 >>> import torch
