@@ -252,6 +252,9 @@ class QuietProgress(search.Progress):
     def stop(self) -> None: ...
 
 
+COMPILE_OPT = typer.Option(False, "--compile", help="torch.compile each training step: for long runs (compiling takes minutes).")
+
+
 @app.command()
 def run(
     base: str = typer.Option("b0", help="Preset (b0 … b7, b8, l2), shipped base, or path to a base .toml."),
@@ -275,12 +278,13 @@ def run(
     results_dir: str = typer.Option("results", help="Where results/<study>/ goes."),
     workers: int = typer.Option(1, help="Worker processes on this machine, sharing the cores (see also scalesearch worker)."),
     devices: Optional[str] = typer.Option(None, help="One worker process per device, e.g. cuda:0,cuda:1."),
+    compile_step: bool = COMPILE_OPT,
 ) -> None:
     """Search (α, β, γ) under the budget with short proxy runs, rank, extrapolate and export."""
     options = search.RunOptions(base=base, space=space, data=data, device=device, budget=budget, constraint=constraint,
                                 tolerance=tolerance, sampler=sampler, trials=trials, pruner=pruner, epochs=epochs, seeds=seeds,
                                 train=train_images, val=val_images, batch_size=batch_size, resolution=proxy_resolution,
-                                study=study, storage=storage_url, results_dir=results_dir)
+                                study=study, storage=storage_url, results_dir=results_dir, compile=compile_step)
     progress = RichProgress()
     try:
         if workers == 1 and devices is None:
@@ -441,6 +445,7 @@ def worker(
                                     help="Optuna storage URL of the study; SCALESEARCH_STORAGE keeps a password off the command line."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, hidden=True, help="No progress output (workers started by run --workers)."),
+    compile_step: bool = COMPILE_OPT,
 ) -> None:
     """Join a study started by scalesearch run (another machine, GPU or process) and train its queued candidates."""
     plan, st = search.load(storage_url, study)
@@ -449,7 +454,7 @@ def worker(
     done, total = search.progress_counts(plan, st)
     progress.start(plan, total, done)
     try:
-        search.Worker(plan, st, dev, progress).work()
+        search.Worker(plan, st, dev, progress, compile_step).work()
     except KeyboardInterrupt:
         progress.stop()
         if not quiet:
@@ -599,6 +604,7 @@ def verify_command(
     study: Optional[str] = typer.Option(None, help="Study name in --storage."),
     storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
+    compile_step: bool = COMPILE_OPT,
 ) -> None:
     """Transfer check: train the top K again at φ = 2 and compare the rankings (Kendall τ-b, winner held?)."""
     if top < 1:
@@ -613,7 +619,8 @@ def verify_command(
         err.print(f"only {len(candidates)} complete candidate(s) in the study; verifying all of them", highlight=False)
     progress = RichProgress()
     try:
-        search.verify(plan, st, candidates, phi=phi, device=device, progress=progress, base_run=base_run)
+        search.verify(plan, st, candidates, phi=phi, device=device, progress=progress, base_run=base_run,
+                      compile=compile_step)
     except KeyboardInterrupt:
         progress.stop()
         err.print("interrupted: run the same command again to resume (complete runs are not retrained)", highlight=False)

@@ -124,11 +124,14 @@ def train(
     seed: int = 0,
     on_epoch: EpochHook | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    compile: bool = False,
 ) -> ProxyResult:
     """Train `spec` from scratch for ``settings.epochs`` epochs; evaluate after each.
 
     Deterministic on the CPU for a given seed (weights, shuffling, augmentation,
-    dropout). Raises :class:`Diverged` on a NaN/inf loss.
+    dropout). Raises :class:`Diverged` on a NaN/inf loss. `compile` runs the
+    training steps through torch.compile; it pays only on long runs (on 2 CPU
+    cores B0 took 158 s to compile and then trained at 0.92× eager speed).
     """
     device = data.device
     torch.manual_seed(seed)
@@ -136,6 +139,9 @@ def train(
     zero_init(net)
     net = net.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(net, settings)
+    # Only the training step is compiled; evaluation and BN recalibration run eagerly on the
+    # same parameters, so switching to eval mode costs no recompilation.
+    step_net = torch.compile(net) if compile else net
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     gen = torch.Generator().manual_seed(seed)
@@ -150,7 +156,7 @@ def train(
             for g, lr in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = lr * lr_factor(settings, step, total, warmup)
             with amp:
-                loss = loss_fn(net(x), y)
+                loss = loss_fn(step_net(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

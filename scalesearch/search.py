@@ -59,6 +59,7 @@ class RunOptions:
     space: str = "default"
     data: str = "embedded"
     device: str = "auto"
+    compile: bool = False  # torch.compile the training step (long runs only)
     budget: str | float | None = None
     constraint: str | None = None
     tolerance: float | None = None
@@ -247,6 +248,7 @@ class Worker:
     study: optuna.Study
     device: torch.device
     progress: Progress = field(default_factory=Progress)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         proxy.configure(self.device)
@@ -390,7 +392,7 @@ class Worker:
 
         try:
             r = proxy.train(spec, self.data, space.proxy,
-                            a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step)
+                            a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step, compile=self.compile)
         except proxy.Diverged as exc:
             self._fail(trial, f"diverged: {exc}")
             raise
@@ -486,7 +488,7 @@ def run(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, op
     plan, study = start(options)
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
-    Worker(plan, study, device, progress).work()
+    Worker(plan, study, device, progress, options.compile).work()
     return plan, study
 
 
@@ -551,7 +553,7 @@ def load_recorded(storage_url: str | None = None, study_name: str | None = None,
 
 
 def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: float = 2, device: str = "auto",
-           progress: Progress | None = None, base_run: bool = True) -> None:
+           progress: Progress | None = None, base_run: bool = True, compile: bool = False) -> None:
     """Train `candidates` again at `phi` (coefficients to the power φ) in the same study.
 
     `base_run` also trains the base itself (φ = 0, stored as α = β = γ = 1), the
@@ -564,4 +566,4 @@ def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: fl
     dev = proxy.pick_device(device)
     waiting = sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING)
     progress.start(plan, waiting, 0)
-    Worker(plan, study, dev, progress).work()
+    Worker(plan, study, dev, progress, compile).work()

@@ -64,8 +64,9 @@ def slots(workers: int = 1, devices: str | None = None, device: str = "auto") ->
     return [Slot(name, threads) for name in names]
 
 
-def worker_command(study: str, slot: Slot) -> list[str]:
-    return [sys.executable, "-m", "scalesearch.cli", "worker", "--study", study, "--device", slot.device, "--quiet"]
+def worker_command(study: str, slot: Slot, compile: bool = False) -> list[str]:
+    return [sys.executable, "-m", "scalesearch.cli", "worker", "--study", study, "--device", slot.device, "--quiet",
+            *(["--compile"] if compile else [])]
 
 
 def launch(plan: search.Plan, layout: list[Slot]) -> list[subprocess.Popen]:
@@ -73,7 +74,7 @@ def launch(plan: search.Plan, layout: list[Slot]) -> list[subprocess.Popen]:
     procs = []
     for slot in layout:
         env = os.environ | {"SCALESEARCH_STORAGE": plan.storage_url, "OMP_NUM_THREADS": str(slot.threads)}
-        procs.append(subprocess.Popen(worker_command(plan.study_name, slot), env=env, start_new_session=True))
+        procs.append(subprocess.Popen(worker_command(plan.study_name, slot, plan.options.compile), env=env, start_new_session=True))
     return procs
 
 

@@ -238,3 +238,30 @@ def test_sha_prunes_after_the_first_epoch_and_never_after_the_last(capsys, space
     assert pruned and complete
     assert all(sorted(t.intermediate_values) == [1] and len(t.user_attrs["val_acc"]) == 1 for t in pruned)
     assert all(sorted(t.intermediate_values) == [1, 2] for t in complete)
+
+
+def test_compile_trains_the_same_network_through_torch_compile() -> None:
+    import torch._dynamo
+
+    data = DeviceData(load_data("synthetic:64"), proxy.pick_device("cpu"))
+    spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=1, batch_size=32)
+    eager = proxy.train(spec, data, settings, 16, seed=3)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = proxy.train(spec, data, settings, 16, seed=3, compile=True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    # Same seed, same network: only the kernels' rounding differs.
+    assert compiled.train_loss == pytest.approx(eager.train_loss, abs=1e-3)
+    assert compiled.val_acc == pytest.approx(eager.val_acc, abs=0.04)
+
+
+def test_compile_reaches_the_trainer_and_the_workers(capsys, space_file, tmp_path, monkeypatch) -> None:
+    from scalesearch import workers
+
+    seen = []
+    train = proxy.train
+    monkeypatch.setattr(proxy, "train", lambda *a, **kw: seen.append(kw["compile"]) or train(*a, **{**kw, "compile": False}))
+    assert run_cli(capsys, *args(space_file, tmp_path, "--epochs", "1", "--compile")).code == 0
+    assert seen and all(seen)
+    assert workers.worker_command("s", workers.Slot("cpu", 1), compile=True)[-1] == "--compile"
+    assert "--compile" not in workers.worker_command("s", workers.Slot("cpu", 1))
