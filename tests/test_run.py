@@ -243,16 +243,16 @@ def test_sha_prunes_after_the_first_epoch_and_never_after_the_last(capsys, space
 def test_compile_trains_the_same_network_through_torch_compile() -> None:
     import torch._dynamo
 
-    data = DeviceData(load_data("synthetic:64"), proxy.pick_device("cpu"))
-    spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=1, batch_size=32)
+    data = DeviceData(load_data("synthetic:256"), proxy.pick_device("cpu"))
+    spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=2, batch_size=32)
     eager = proxy.train(spec, data, settings, 16, seed=3)
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     compiled = proxy.train(spec, data, settings, 16, seed=3, compile=True)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
-    # Same seed, same network: only the kernels' rounding differs.
-    assert compiled.train_loss == pytest.approx(eager.train_loss, abs=1e-3)
-    assert compiled.val_acc == pytest.approx(eager.val_acc, abs=0.04)
+    # Same seed, same network, only the kernels' rounding differs: final val loss measured 0.004 apart,
+    # where seed 4 instead of 3 moves it by 0.10.
+    assert compiled.val_loss[-1] == pytest.approx(eager.val_loss[-1], abs=0.03)
 
 
 def test_compile_reaches_the_trainer_and_the_workers(capsys, space_file, tmp_path, monkeypatch) -> None:
