@@ -3,13 +3,15 @@
     .venv/bin/python -m benchmarks [--quick] [--only NAME ...] [--device cpu|cuda] [--epochs N] [--out FILE]
     .venv/bin/python benchmarks/run.py ...
 
-Every benchmark is a module here with ``run(quick, device) -> str`` (markdown);
+Every benchmark is a module here with ``run(quick, device) -> str`` (markdown),
+plus any of the further options (``epochs``) it takes;
 add a new one by adding its name to BENCHMARKS.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -30,11 +32,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, help="proxy epochs for end_to_end (default: the search space's)")
     parser.add_argument("--out", type=Path, help="also append the markdown to this file")
     args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device on this machine")
     for name in args.only or BENCHMARKS:
-        extra = {"epochs": args.epochs} if name == "end_to_end" else {}
-        markdown = importlib.import_module(f"benchmarks.{name}").run(quick=args.quick, device=args.device, **extra)
+        run = importlib.import_module(f"benchmarks.{name}").run
+        # Options beyond quick and device go to the benchmarks whose run() names them.
+        extra = {k: v for k, v in {"epochs": args.epochs}.items() if k in inspect.signature(run).parameters}
+        markdown = run(quick=args.quick, device=args.device, **extra)
         print(markdown, flush=True)
         if args.out:
             with args.out.open("a", encoding="utf-8") as f:
