@@ -7,10 +7,11 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import torch._dynamo
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
-from scalesearch import proxy, search
+from scalesearch import proxy, search, workers
 from scalesearch.arch import load_base, scale
 from scalesearch.data import DeviceData, load_data
 from scalesearch.space import ProxySettings, load_space, manifold_size
@@ -241,8 +242,6 @@ def test_sha_prunes_after_the_first_epoch_and_never_after_the_last(capsys, space
 
 
 def test_compile_trains_the_same_network_through_torch_compile() -> None:
-    import torch._dynamo
-
     data = DeviceData(load_data("synthetic:256"), proxy.pick_device("cpu"))
     spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=2, batch_size=32)
     eager = proxy.train(spec, data, settings, 16, seed=3)
@@ -256,8 +255,6 @@ def test_compile_trains_the_same_network_through_torch_compile() -> None:
 
 
 def test_compile_reaches_the_trainer_and_the_workers(capsys, space_file, tmp_path, monkeypatch) -> None:
-    from scalesearch import workers
-
     seen = []
     train = proxy.train
     monkeypatch.setattr(proxy, "train", lambda *a, **kw: seen.append(kw["compile"]) or train(*a, **{**kw, "compile": False}))
