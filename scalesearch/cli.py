@@ -7,6 +7,7 @@ stderr and exit with code 2; anything else keeps its traceback.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -173,15 +174,23 @@ def ranking_cells(r) -> list[str]:
             num(r.seconds, ".0f"), r.state]
 
 
-def ranking_caption(ranked) -> str:
-    ties = ("tied = 95% Student-t interval over seeds overlaps the leader's" if results.has_intervals(ranked) else
-            "one seed per candidate: no interval available, differences may be noise (use --seeds 3)")
+def ranking_caption(ranked, val_images: int | None = None) -> str:
+    if results.has_intervals(ranked):
+        ties = "tied = 95% Student-t interval over seeds overlaps the leader's"
+    elif val_images and not blank(best := ranked["acc_mean"].max()):
+        se = 100 * results.val_standard_error(best, val_images)  # at the leader's score, in points
+        # 1.96·√2·se: the 95% margin of the gap between two scores that each carry this error
+        ties = (f"one seed per candidate: no interval available; scoring on {val_images:,} val images alone gives each "
+                f"val top-1 a standard error of {se:.1f} points, so gaps under {1.96 * math.sqrt(2) * se:.1f} points "
+                "may be noise (use --seeds 3)")
+    else:
+        ties = "one seed per candidate: no interval available, differences may be noise (use --seeds 3)"
     return (f"{ties}; measured × = built network's multiply-adds / the base's; proxy = the network as trained (data's "
             "classes and channels, proxy side); acts = conv and linear output elements; best epoch: most common over seeds")
 
 
-def ranking_table(ranked, title: str, top: int | None = None) -> Table:
-    t = Table(title=title, title_justify="left", caption=ranking_caption(ranked), caption_justify="left")
+def ranking_table(ranked, title: str, top: int | None = None, val_images: int | None = None) -> Table:
+    t = Table(title=title, title_justify="left", caption=ranking_caption(ranked, val_images), caption_justify="left")
     for c in RANKING_HEADERS:
         t.add_column(c, justify="left" if c == "status" else "right", no_wrap=c != "status")
     for r in (ranked.head(top) if top else ranked).itertuples():
@@ -304,7 +313,8 @@ def run(
 def finish(plan: search.Plan, st: optuna.Study) -> None:
     """Write trials.csv, ranking.csv and coefficients.json; print the ranking, winner and family."""
     trials, ranked = results.write_tables(st, plan.results_dir)
-    out.print(ranking_table(ranked, f"Ranking: {plan.study_name} (val top-1 after {plan.space.proxy.epochs} proxy epochs)"))
+    out.print(ranking_table(ranked, f"Ranking: {plan.study_name} (val top-1 after {plan.space.proxy.epochs} proxy epochs)",
+                            val_images=len(plan.data.val_y)))
     if ranked.empty:
         fail("no candidate completed; see the status column of scalesearch show --all")
     doc = export.coefficients_document(st, ranked, plan.base)
@@ -346,11 +356,11 @@ def sorted_ranking(ranked, sort: str):
     return ranked.sort_values(column, ascending=order != "desc", kind="stable", na_position="last")
 
 
-def markdown_ranking(ranked, title: str) -> str:
+def markdown_ranking(ranked, title: str, val_images: int | None = None) -> str:
     head = [h.replace("\n", " ") for h in RANKING_HEADERS]
     rows = ["| " + " | ".join(c.replace("|", "\\|") for c in ranking_cells(r)) + " |" for r in ranked.itertuples()]
     return "\n".join([f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---:|" * (len(head) - 1) + ":---|",
-                      *rows, "", ranking_caption(ranked), ""])
+                      *rows, "", ranking_caption(ranked, val_images), ""])
 
 
 @app.command()
@@ -374,18 +384,19 @@ def show(
     ranked = sorted_ranking(results.ranking(results.trials_frame(st), include_all=show_all), sort)
     ranked = ranked.head(top) if top else ranked
     epochs = st.user_attrs["config"].get("proxy", {}).get("epochs", "?")
+    val_images = st.user_attrs["config"].get("data", {}).get("val")
     title = f"Ranking: {st.study_name} in {storage.redact(url)} (val top-1 after {epochs} proxy epochs, φ = 1)"
     if fmt == "csv":
         sys.stdout.write(ranked.to_csv(index=False))
     elif fmt == "json":
-        doc = {"study": st.study_name, "storage": storage.redact(url), "proxy_epochs": epochs,
+        doc = {"study": st.study_name, "storage": storage.redact(url), "proxy_epochs": epochs, "val_images": val_images,
                "interval_available": results.has_intervals(ranked), "units": SHOW_UNITS,
                "candidates": json.loads(ranked.to_json(orient="records"))}
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "markdown":
-        sys.stdout.write(markdown_ranking(ranked, title))
+        sys.stdout.write(markdown_ranking(ranked, title, val_images))
     else:
-        out.print(ranking_table(ranked, title))
+        out.print(ranking_table(ranked, title, val_images=val_images))
     if ranked.empty:
         err.print("no complete candidate" + ("" if show_all else "; --all also lists pruned and failed ones"), highlight=False)
 

@@ -346,6 +346,9 @@ def test_one_seed_has_no_interval_and_says_so():
     assert list(r["alpha"]) == [1.2, 1.1] and not r["tied"].any() and r["ci95"].isna().all()
     assert not has_intervals(r)
     assert "no interval available" in markdown_ranking(r, "title")
+    # 71% on 500 images: binomial standard error √(0.71 · 0.29 / 500) = 2.03 points; gap margin 1.96 · √2 · 2.03 = 5.6
+    caption = markdown_ranking(r, "title", val_images=500)
+    assert "standard error of 2.0 points" in caption and "gaps under 5.6 points may be noise" in caption
 
 
 def test_equal_means_keep_their_order_and_tie():
