@@ -252,7 +252,7 @@ class RichProgress(search.Progress):
 
     def poll(self, done: int, total: int, alive: int) -> None:
         """Trials done by worker processes, as read from the storage."""
-        self.bar.update(self.overall, completed=done, total=total, description=f"trials ({alive} workers)")
+        self.bar.update(self.overall, completed=done, total=total, description=f"trials ({alive} workers running)")
 
 
 class QuietProgress(search.Progress):
