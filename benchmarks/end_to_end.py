@@ -70,13 +70,16 @@ def ceiling(trials: list, trained: list, top3: list, epochs: int, images: int) -
 
     No pruner that keeps those three saves more, unless it drops a candidate that scores above
     one it keeps at the same epoch (an asynchronous pruner can, by the luck of trial order).
-    None without three complete candidates.
+    None without three complete candidates. A failed candidate counts the epochs it trained.
     """
-    curves = {(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"]): t.user_attrs["val_acc"] for t in trials}
+    def curve(t) -> list[float]:
+        return t.user_attrs.get("val_acc") or []
+
+    curves = {(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"]): curve(t) for t in trials}
     if len(top3) < 3 or any(len(curves[k]) < epochs for k in top3):
         return None
     floor = [min(curves[k][e] for k in top3) for e in range(epochs - 1)]
-    kept = [next((e + 1 for e, f in enumerate(floor) if t.user_attrs["val_acc"][e] < f), epochs) for t in trained]
+    kept = [next((e + 1 for e, (acc, f) in enumerate(zip(curve(t), floor)) if acc < f), len(curve(t))) for t in trained]
     return sum(kept), sum(e * t.user_attrs["macs_proxy"] for e, t in zip(kept, trained)) * images / 1e12
 
 
