@@ -174,17 +174,19 @@ def ranking_cells(r) -> list[str]:
             num(r.seconds, ".0f"), r.state]
 
 
+ONE_SEED = "one seed per candidate: no interval available"
+
+
 def ranking_caption(ranked, val_images: int | None = None) -> str:
     if results.has_intervals(ranked):
         ties = "tied = 95% Student-t interval over seeds overlaps the leader's"
     elif val_images and not blank(best := ranked["acc_mean"].max()):
         se = 100 * results.val_standard_error(best, val_images)  # at the leader's score, in points
         # 1.96·√2·se: the 95% margin of the gap between two scores that each carry this error
-        ties = (f"one seed per candidate: no interval available; scoring on {val_images:,} val images alone gives each "
-                f"val top-1 a standard error of {se:.1f} points, so gaps under {1.96 * math.sqrt(2) * se:.1f} points "
-                "may be noise (use --seeds 3)")
+        ties = (f"{ONE_SEED}; scoring on {val_images:,} val images alone gives each val top-1 a standard error of "
+                f"{se:.1f} points, so gaps under {1.96 * math.sqrt(2) * se:.1f} points may be noise (use --seeds 3)")
     else:
-        ties = "one seed per candidate: no interval available, differences may be noise (use --seeds 3)"
+        ties = f"{ONE_SEED}, differences may be noise (use --seeds 3)"
     return (f"{ties}; measured × = built network's multiply-adds / the base's; proxy = the network as trained (data's "
             "classes and channels, proxy side); acts = conv and linear output elements; best epoch: most common over seeds")
 
