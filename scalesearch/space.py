@@ -121,10 +121,19 @@ class Range:
     max: float
     step: float
 
+    def count(self) -> float:
+        """How many values, by arithmetic alone (inf when too many to count): a tiny step must be
+        refused before a tuple of a billion floats is built."""
+        steps = (self.max - self.min) / self.step + _EPS
+        return math.floor(steps) + 1 if steps < 1e15 else math.inf
+
     def values(self) -> tuple[float, ...]:
+        n = self.count()
+        if n > MAX_GRID_POINTS:
+            raise ScaleSearchError(f"a range of {_many(n)} values (min {self.min:g}, max {self.max:g}, step {self.step:g}) "
+                                   f"is more than the {MAX_GRID_POINTS:,} grid points allowed; use a larger step")
         # Counting steps (not accumulating) and rounding keeps 1.15 from becoming 1.1500000000000001.
-        n = int(math.floor((self.max - self.min) / self.step + _EPS))
-        return tuple(round(self.min + i * self.step, 6) for i in range(n + 1))
+        return tuple(round(self.min + i * self.step, 6) for i in range(n))
 
 
 @dataclass(frozen=True)
@@ -330,11 +339,23 @@ def _parse(data: dict[str, Any], where: str, name: str, path: str) -> SearchSpac
     if proxy.warmup_epochs >= proxy.epochs:
         raise _fail(where, "proxy.warmup_epochs", f"an integer < proxy.epochs ({proxy.epochs})", proxy.warmup_epochs)
     ranges = {axis: _range(data, axis, where) for axis in _AXES}
-    points = math.prod(len(r.values()) for r in ranges.values())
-    if points > MAX_GRID_POINTS:
-        raise ScaleSearchError(f"{where}: the ranges give {points:,} grid points (at most {MAX_GRID_POINTS:,}); use larger steps")
+    _check_grid_size(ranges, where)
     return SearchSpace(name=name, path=path, description=top.pop("description", ""), source=top.pop("source", ""),
                        **ranges, **top, **search, proxy=proxy)
+
+
+def _check_grid_size(ranges: dict[str, Range], where: str) -> None:
+    """Refuse a grid above MAX_GRID_POINTS from the ranges' arithmetic, before any value is made."""
+    points = math.prod(r.count() for r in ranges.values())
+    if points > MAX_GRID_POINTS:
+        axis, r = max(ranges.items(), key=lambda item: item[1].count())
+        raise ScaleSearchError(f"{where}: the ranges give {_many(points)} grid points, more than the limit of "
+                               f"{MAX_GRID_POINTS:,} (scalesearch.space.MAX_GRID_POINTS); use larger steps, e.g. "
+                               f"{axis}.step (now {r.step:g}, {_many(r.count())} values from {r.min:g} to {r.max:g})")
+
+
+def _many(n: float) -> str:
+    return f"{n:,.0f}" if n < 1e15 else "more than 10^15"
 
 
 def _to_toml_dict(space: SearchSpace) -> dict[str, Any]:
