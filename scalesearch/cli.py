@@ -21,7 +21,7 @@ import logging
 import optuna
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import arch, cost, export, extrapolate, family, proxy, results, search, storage
+from . import arch, cost, export, extrapolate, family, files, proxy, results, search, storage
 from . import workers as worker_pool
 from .errors import ScaleSearchError
 
@@ -446,7 +446,7 @@ def export_command(
     path = Path(output) if output else Path(results_dir) / st.study_name / f"coefficients{export.FORMATS[fmt]}"
     if path.is_dir():
         fail(f"-o {path} is a folder; give a file name")
-    results.write_atomic(path, text)
+    files.write_text(path, text)
     out.print(f"wrote {path}: α={doc['alpha']:g} β={doc['beta']:g} γ={doc['gamma']:g} on {doc['base']['name']}, "
               f"family φ = 0 … 7 ({fmt})", highlight=False)
 

@@ -27,7 +27,8 @@ from .arch import BaseNetwork, NetworkSpec, decode_block, encode_block, load_bas
 from .cost import network_cost
 from .errors import ScaleSearchError
 from .family import RESOLUTION_MULTIPLE, family_table, member
-from .results import has_intervals, write_atomic
+from .files import write_text
+from .results import has_intervals
 
 if TYPE_CHECKING:
     import optuna
@@ -72,7 +73,7 @@ def _num(x: Any) -> float | None:
 
 
 def write_json(doc: dict[str, Any], path: Path) -> None:
-    write_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def family_document(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis: list[int] | None = None) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def render(doc: dict[str, Any], fmt: str) -> str:
 
 
 def write(doc: dict[str, Any], path: Path, fmt: str) -> None:
-    write_atomic(path, render(doc, fmt))
+    write_text(path, render(doc, fmt))
 
 
 def drop_nulls(value: Any) -> Any:

@@ -10,7 +10,6 @@ file and a rename, so a reader never sees half an image.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +22,7 @@ from matplotlib.figure import Figure
 from .arch import BaseNetwork
 from .extrapolate import official_family
 from .family import family_table
+from .files import atomic, make_folder
 from .results import ranking
 
 FORMATS = ("png", "svg")
@@ -138,14 +138,11 @@ def family_growth(base: BaseNetwork, alpha: float, beta: float, gamma: float, ph
 
 def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """`stem`.png and `stem`.svg in `folder`, each rendered to a temporary file and renamed."""
-    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in FORMATS:
         path = folder / f"{stem}.{fmt}"
-        tmp = folder / f".{stem}.{fmt}.tmp"
-        with rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable and editable
+        with atomic(path) as tmp, rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable
             fig.savefig(tmp, format=fmt)
-        os.replace(tmp, path)
         paths.append(path)
     return paths
 
@@ -154,6 +151,7 @@ def write_plots(trials: pd.DataFrame, base: BaseNetwork, folder: Path, study_nam
                 phis: Sequence[float] = tuple(range(8))) -> list[Path]:
     """All three figures of a study with at least one complete φ = 1 candidate; returns the files written."""
     w = ranking(trials).iloc[0]
+    make_folder(folder)  # before drawing: an unwritable folder fails in milliseconds
     return [
         *save(accuracy_vs_macs(trials, f"{study_name}: proxy accuracy against cost"), folder, "accuracy_vs_mmacs"),
         *save(accuracy_plane(trials, f"{study_name}: candidates on the (α, β) plane"), folder, "alpha_beta_plane"),
