@@ -80,7 +80,7 @@ except ImportError:  # Python 3.10
 
 log = logging.getLogger(__name__)
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SPACES_DIR = Path(__file__).resolve().parent / "spaces"  # package data: found from any directory and install
 
 CONSTRAINTS = ("measured", "nominal")
 SAMPLERS = ("grid", "tpe", "random", "qmc", "cmaes")
