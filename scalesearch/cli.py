@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import arch, cost, export, extrapolate, family, files, proxy, results, search, storage
 from . import workers as worker_pool
+from . import space as space_mod
 from .errors import ScaleSearchError
 
 try:  # typer >= 0.16 vendors click
@@ -141,6 +142,19 @@ def bases() -> None:
         b = arch.load_base(name)
         c = cost.network_cost(arch.scale(b))
         t.add_row(name, f"{b.width:g}", f"{b.depth:g}", str(b.resolution), mega(c.params), f"{c.macs / 1e9:.3f}")
+    out.print(t)
+
+
+@app.command()
+def spaces() -> None:
+    """The shipped search spaces (use with --space NAME, or --space path/to/space.toml)."""
+    t = Table(title="Search spaces (use with --space NAME, or --space path/to/space.toml)", title_justify="left",
+              caption=f"files in {space_mod.SPACES_DIR}; each documents its schema and numbers inside", caption_justify="left")
+    for col in ("name", "α", "β", "γ", "description"):
+        t.add_column(col, justify="left", no_wrap=col != "description")
+    for name in space_mod.known_spaces():
+        s = space_mod.load_space(name)
+        t.add_row(name, *(f"{r.min:g} … {r.max:g} step {r.step:g}" for r in (s.alpha, s.beta, s.gamma)), s.description)
     out.print(t)
 
 
@@ -270,7 +284,7 @@ COMPILE_OPT = typer.Option(False, "--compile", help="torch.compile each training
 def run(
     base: str = typer.Option("b0", help="Preset (b0 … b7, b8, l2), shipped base, or path to a base .toml."),
     budget: Optional[str] = typer.Option(None, help="Compute multiplier at φ = 1, e.g. 2x (default: the space file's)."),
-    space: str = typer.Option("default", help="Search space: a name in search_spaces/ or a .toml path."),
+    space: str = typer.Option("default", help="Search space: a name from `scalesearch spaces` or a .toml path."),
     constraint: Optional[str] = typer.Option(None, help="nominal (α·β²·γ²) or measured (built network's MACs ratio at the target resolution)."),
     tolerance: Optional[float] = typer.Option(None, help="Relative tolerance on the budget, e.g. 0.05."),
     sampler: Optional[str] = typer.Option(None, help="grid, tpe, random, qmc or cmaes."),

@@ -387,7 +387,9 @@ def load_space(name_or_path: str | Path = "default") -> SearchSpace:
     if not path.suffix and (SPACES_DIR / f"{key}.toml").is_file():
         path = SPACES_DIR / f"{key}.toml"
     if path.suffix != ".toml" or not path.is_file():
-        raise ScaleSearchError(f"unknown search space {key!r}: choose one of {', '.join(known_spaces())} or give a path to a .toml file")
+        missing = " (no such file)" if path.suffix == ".toml" else ""
+        raise ScaleSearchError(f"unknown search space {key!r}{missing}: choose one of {', '.join(known_spaces())} "
+                               "(see `scalesearch spaces`) or give a path to a .toml file")
     where = _display(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
