@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -21,7 +22,7 @@ import logging
 import optuna
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import arch, cost, export, extrapolate, family, files, proxy, results, search, storage
+from . import arch, cost, export, extrapolate, family, files, provenance, proxy, results, search, storage
 from . import workers as worker_pool
 from . import space as space_mod
 from .errors import ScaleSearchError
@@ -299,17 +300,22 @@ def run(
     data: str = typer.Option("embedded", help="embedded, fashion-mnist-full[:DIR], cifar10:PATH, synthetic[:N] or an image folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     study: Optional[str] = typer.Option(None, help="Study name (default from base, budget, space, constraint, data)."),
-    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite in results/<study>/)."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", envvar=storage.ENV, help="Optuna storage URL (default sqlite in "
+                                              "results/<study>/); SCALESEARCH_STORAGE keeps a password off the command line."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ goes."),
     workers: int = typer.Option(1, help="Worker processes on this machine, sharing the cores (see also scalesearch worker)."),
     devices: Optional[str] = typer.Option(None, help="One worker process per device, e.g. cuda:0,cuda:1."),
     compile_step: bool = COMPILE_OPT,
+    restart: bool = typer.Option(False, "--restart", help="Delete the study of this name (trials and recorded settings) "
+                                                          "and start it again, e.g. with other proxy settings."),
 ) -> None:
     """Search (α, β, γ) under the budget with short proxy runs, rank, extrapolate and export."""
     options = search.RunOptions(base=base, space=space, data=data, device=device, budget=budget, constraint=constraint,
                                 tolerance=tolerance, sampler=sampler, trials=trials, pruner=pruner, epochs=epochs, seeds=seeds,
                                 train=train_images, val=val_images, batch_size=batch_size, resolution=proxy_resolution,
                                 study=study, storage=storage_url, results_dir=results_dir, compile=compile_step)
+    if restart:
+        err.print(provenance.restart(options), highlight=False)
     progress = RichProgress()
     try:
         if workers == 1 and devices is None:
@@ -388,7 +394,8 @@ def show(
     sort: str = typer.Option("rank", help="Order by a column of the csv/json output, e.g. params, or acc_std:desc."),
     show_all: bool = typer.Option(False, "--all", help="Also candidates with no complete seed: pruned and failed, with the reason."),
     study: Optional[str] = typer.Option(None, help="Study name in --storage."),
-    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", envvar=storage.ENV,
+                                              help="Optuna storage URL; SCALESEARCH_STORAGE keeps a password off the command line."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
 ) -> None:
     """The ranked candidates of a study: cost, val top-1 over seeds with 95% intervals and ties, best epoch, state."""
@@ -433,7 +440,8 @@ def export_command(
     fmt: Optional[str] = typer.Option(None, "--format", help="json, yaml, toml or python (default: from -o's extension, else json)."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="File to write, - for stdout (default results/<study>/coefficients.<ext>)."),
     study: Optional[str] = typer.Option(None, help="Study name in --storage."),
-    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", envvar=storage.ENV,
+                                              help="Optuna storage URL; SCALESEARCH_STORAGE keeps a password off the command line."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
 ) -> None:
     """The winner's coefficients, family φ = 0 … 7, timm/torchvision equivalents and provenance in one file.
@@ -468,13 +476,14 @@ def export_command(
 @app.command()
 def worker(
     study: str = typer.Option(..., help="Name of a study started by scalesearch run."),
-    storage_url: str = typer.Option(..., "--storage", envvar="SCALESEARCH_STORAGE", show_envvar=True,
+    storage_url: str = typer.Option(..., "--storage", envvar=storage.ENV, show_envvar=True,
                                     help="Optuna storage URL of the study; SCALESEARCH_STORAGE keeps a password off the command line."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, hidden=True, help="No progress output (workers started by run --workers)."),
     compile_step: bool = COMPILE_OPT,
 ) -> None:
     """Join a study started by scalesearch run (another machine, GPU or process) and train its queued candidates."""
+    worker_pool.die_with_parent()  # started by run --workers: not to outlive it
     plan, st = search.load(storage_url, study)
     dev = proxy.pick_device(device)
     progress = QuietProgress() if quiet else RichProgress()
@@ -580,7 +589,8 @@ def extrapolate_command(
     compare_official: bool = typer.Option(False, help="Put the official B0 … B7 beside the rows of the same φ."),
     fmt: str = typer.Option("table", "--format", help="table, or csv: the family with exact integers and nothing else."),
     study: Optional[str] = typer.Option(None, help="Study name in --storage."),
-    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", envvar=storage.ENV,
+                                              help="Optuna storage URL; SCALESEARCH_STORAGE keeps a password off the command line."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
 ) -> None:
     """The winner's family for larger φ (built networks' params, GMACs, activations) and a proxy-space accuracy fit.
@@ -597,7 +607,7 @@ def extrapolate_command(
     if given:
         if len(given) < 3:
             fail("give all three of --alpha, --beta and --gamma")
-        if name or study or storage_url:
+        if name or study or (storage_url and storage_url != os.environ.get(storage.ENV)):  # the variable is no choice
             fail("give either a study or --alpha/--beta/--gamma, not both")
         for flag, value in (("--alpha", alpha), ("--beta", beta), ("--gamma", gamma)):
             positive(flag, value)
@@ -629,7 +639,8 @@ def verify_command(
     base_run: bool = typer.Option(True, help="Also train the base at φ = 0, the scaling fit's reference point."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     study: Optional[str] = typer.Option(None, help="Study name in --storage."),
-    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", envvar=storage.ENV,
+                                              help="Optuna storage URL; SCALESEARCH_STORAGE keeps a password off the command line."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
     compile_step: bool = COMPILE_OPT,
 ) -> None:
@@ -686,7 +697,8 @@ def plot_command(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Folder for the PNG and SVG files (default results/<study>/plots)."),
     phi: str = typer.Option("0..7", help="Family members in the growth plot: a range such as 0..7."),
     study: Optional[str] = typer.Option(None, help="Study name in --storage."),
-    storage_url: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL."),
+    storage_url: Optional[str] = typer.Option(None, "--storage", envvar=storage.ENV,
+                                              help="Optuna storage URL; SCALESEARCH_STORAGE keeps a password off the command line."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
 ) -> None:
     """PNG and SVG figures: accuracy vs MMACs with the Pareto front, the (α, β) plane, the family vs official B0 … B7."""

@@ -42,6 +42,8 @@ from . import __version__, proxy
 from .arch import BaseNetwork, NetworkSpec, load_base
 from .data import Dataset, DeviceData, load_data, subset
 from .errors import ScaleSearchError
+from .files import make_folder
+from .provenance import check as check_provenance
 from .space import Candidate, GridReport, SearchSpace, assess, candidate_spec, feasible_grid, load_space, manifold_size, parse_budget, require_feasible, suggest
 from .storage import open_storage, redact
 
@@ -146,7 +148,7 @@ def prepare(options: RunOptions) -> Plan:
 def open_study(plan: Plan, create: bool = True) -> optuna.Study:
     """Create (or join) the study; the creator records the run's configuration."""
     if plan.storage_url.startswith("sqlite:///"):
-        Path(plan.storage_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        make_folder(Path(plan.storage_url[len("sqlite:///"):]).parent)
     storage = open_storage(plan.storage_url)
     pruner = make_pruner(plan.space.pruner, plan.space.proxy.epochs)
     sampler = make_sampler(plan.space.sampler, plan.space.proxy.seed)
@@ -157,6 +159,7 @@ def open_study(plan: Plan, create: bool = True) -> optuna.Study:
             raise ScaleSearchError(f"no study {plan.study_name!r} in {redact(plan.storage_url)}") from None
     study = optuna.create_study(study_name=plan.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                 direction="maximize", load_if_exists=True)
+    check_provenance(plan, study)  # a study run with other settings is never resumed
     if "config" not in study.user_attrs:
         study.set_user_attr("config", plan.config())
     return study
