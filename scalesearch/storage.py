@@ -8,14 +8,25 @@ RDB storages send a heartbeat every :data:`HEARTBEAT_S` seconds from each
 running trial; a trial silent for :data:`GRACE_S` is failed and re-queued once
 per retry (up to :data:`MAX_RETRY`), linked to the original by Optuna's
 ``failed_trial`` / ``retry_history`` system attributes.
+
+A database server that goes away for a while (a restart, a failover) is waited
+for: every storage call on a server storage is retried with backoff for up to
+:data:`RETRY_S` seconds (``SCALESEARCH_DB_RETRY_S``), so workers, the `run
+--workers` supervisor and heartbeats carry on through it; after that the call
+fails with one line. Only lost connections are retried, never a refused query.
 """
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import random
+import re
+import threading
 import time
 import warnings
 from importlib.util import find_spec
+from urllib.parse import quote
 
 import optuna
 import sqlalchemy
@@ -23,22 +34,29 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from .errors import ScaleSearchError
 
+ENV = "SCALESEARCH_STORAGE"  # every command's --storage default: keeps a password out of `ps`
 HEARTBEAT_S = int(os.environ.get("SCALESEARCH_HEARTBEAT_S", "10"))
 GRACE_S = int(os.environ.get("SCALESEARCH_GRACE_S", "60"))
 MAX_RETRY = 3
+RETRY_S = float(os.environ.get("SCALESEARCH_DB_RETRY_S", "120"))
+log = logging.getLogger(__name__)
 
 
 def redact(url: str) -> str:
-    """The URL with any password replaced by ***."""
+    """The URL with its password (and any password=... query value) replaced by ***; nothing else changed."""
     if "://" not in url:
         return url
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:  # not an SQLAlchemy URL: hide everything between '://' and '@'
         scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}" if "@" in rest else url
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
+    secret = {k: "***" for k in parsed.query if "password" in k.lower()}
+    if secret:
+        parsed = parsed.update_query_dict(secret)
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -61,8 +79,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ScaleSearchError(f"storage {redact(url)}: missing driver ({missing}){hint}") from None
     except Exception as exc:  # SQLAlchemy/driver errors: say what failed without the password
         detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        if url in detail:
-            detail = detail.replace(url, redact(url))
         raise ScaleSearchError(f"cannot open storage {redact(url)}: {_scrub(detail, url)[:300]}") from None
     if sqlite:
         _serialize_sqlite(storage)
@@ -81,12 +97,111 @@ def _rdb_storage(url: str, engine_kwargs: dict) -> RDBStorage:
                 # Heartbeats and the retry callback are "experimental" in Optuna since 2.8; they are the
                 # documented way to re-run a dead worker's trial, so users need not see the warnings.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                cls = RDBStorage if url.startswith("sqlite") else ResilientStorage
+                return cls(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
         except sqlalchemy.exc.DBAPIError as exc:
             if attempt == 2 or not any(m in str(exc.orig) for m in ("already exists", "duplicate key", "UNIQUE constraint")):
                 raise
             time.sleep(0.5 + random.random())
+
+
+class ResilientStorage(RDBStorage):
+    """An RDB storage whose calls wait for a lost database server (see the module docstring).
+
+    Every method that talks to the database is wrapped (below the class); a call
+    made inside another wrapped call leaves the retrying to the outer one, so one
+    operation is retried as a whole and waits at most RETRY_S. Heartbeats never
+    raise: a missed beat is a warning, the next one tries again.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _quiet_fallback()
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            _retrying(RDBStorage.record_heartbeat)(self, trial_id)
+        except ScaleSearchError as exc:  # in Optuna's heartbeat thread: a traceback there helps no one
+            log.warning("heartbeat of trial %d missed: %s", trial_id, exc)
+
+
+_local = threading.local()  # per thread: already inside a retried call?
+
+
+def _retrying(method):
+    @functools.wraps(method)
+    def call(self: RDBStorage, *args, **kwargs):
+        if getattr(_local, "busy", False):
+            return method(self, *args, **kwargs)
+        _local.busy = True
+        try:
+            return _retry(lambda: method(self, *args, **kwargs), redact(self.url), self.scoped_session)
+        finally:
+            _local.busy = False
+    return call
+
+
+def _retry(call, where: str, session):
+    """`call()`, again after 0.5, 1, 2, 4, 8, 8 … s while the connection is lost, for up to RETRY_S."""
+    deadline, delay, lost_since = time.monotonic() + RETRY_S, 0.5, None
+    while True:
+        try:
+            result = call()
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as exc:
+            cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+            if not connection_lost(cause):
+                raise
+            session.remove()  # the thread's session may hold the broken transaction: start afresh
+            detail = " ".join(str(getattr(cause, "orig", None) or cause).split())[:200]
+            if lost_since is None:
+                lost_since = time.monotonic()
+                log.warning("lost the connection to %s (%s); retrying for up to %g s", where, detail, RETRY_S)
+            if time.monotonic() + delay > deadline:
+                raise ScaleSearchError(f"lost the connection to the storage {where} for {RETRY_S:g} s "
+                                       f"(SCALESEARCH_DB_RETRY_S): {detail}") from None
+            time.sleep(delay)
+            delay = min(2 * delay, 8.0)
+            continue
+        if lost_since is not None:
+            log.warning("reconnected to %s after %.0f s", where, time.monotonic() - lost_since)
+        return result
+
+
+def connection_lost(exc: BaseException | None) -> bool:
+    """A dropped or refused connection (server restarting, network gone), not a refused query."""
+    # PendingRollbackError: a query on the session after the connection broke (Optuna's fallback query does that).
+    return (isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                             sqlalchemy.exc.PendingRollbackError))
+            or bool(getattr(exc, "connection_invalidated", False)))
+
+
+_LOST = ("server closed the connection", "terminating connection", "connection to server", "could not connect",
+         "Connection refused", "the database system is")
+
+
+def _quiet_fallback() -> None:
+    """Drop Optuna's warning that a trials query failed and it falls back to a slower one, when the cause is a
+    lost connection: it prints the whole SQL (hundreds of lines), and the retry here covers the loss."""
+    logger = logging.getLogger("optuna.storages._rdb.storage")
+    if not any(getattr(f, "scalesearch", False) for f in logger.filters):
+        def keep(record: logging.LogRecord) -> bool:
+            text = record.getMessage()
+            return "slower alternative" not in text or not any(m in text for m in _LOST)
+
+        keep.scalesearch = True  # type: ignore[attr-defined]
+        logger.addFilter(keep)
+
+
+# Public calls and the private ones Optuna's cache calls directly on its backend.
+for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+              "get_study_id_from_name", "get_study_name_from_id", "get_study_directions", "get_study_user_attrs",
+              "get_study_system_attrs", "get_all_studies", "create_new_trial", "_create_new_trial", "set_trial_param",
+              "_set_trial_param", "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
+              "set_trial_user_attr", "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial",
+              "get_all_trials", "_get_trials", "get_best_trial", "_get_best_trial_id", "_get_stale_trial_ids"):
+    if hasattr(RDBStorage, _name):
+        setattr(ResilientStorage, _name, _retrying(getattr(RDBStorage, _name)))
 
 
 def _with_driver(url: str) -> str:
@@ -109,11 +224,19 @@ def _serialize_sqlite(storage: RDBStorage) -> None:
 
 
 def _scrub(text: str, url: str) -> str:
-    """Remove the password of `url` from a driver's message, wherever it appears."""
+    """A driver's message with the URL's secrets removed: the URL itself, ':PASSWORD@' and 'password=VALUE'.
+
+    Only those shapes: replacing the password wherever it occurs would turn "plugin" into "***lugin"
+    for the password "p", and so hint at it.
+    """
+    text = text.replace(url, redact(url))
     try:
         from sqlalchemy.engine import make_url
 
         password = make_url(url).password
     except Exception:
         password = None
-    return text.replace(password, "***") if password else text
+    if password:
+        for shown in {password, quote(password, safe="")}:
+            text = text.replace(f":{shown}@", ":***@")
+    return re.sub(r"(password\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s&;,]+)", r"\1***", text, flags=re.IGNORECASE)

@@ -11,6 +11,12 @@ this process, which passes it on once to each worker (SIGTERM does the same):
 each marks its current candidate interrupted, puts it back in the queue and exits.
 The storage URL travels in the environment, not on the command line, where `ps`
 would show its password.
+
+The workers die with this process: on Linux each asks the kernel for SIGTERM
+when its parent dies (``PR_SET_PDEATHSIG``), so a supervisor killed with
+SIGKILL leaves no orphans training on (they put their candidates back in the
+queue, as on Ctrl-C). A storage that stays unreachable past its retry time (see
+:mod:`scalesearch.storage`) stops the workers too, and the run fails with one line.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ from . import proxy, search
 from .errors import ScaleSearchError
 
 POLL_S = 1.0
+PARENT_ENV = "SCALESEARCH_PARENT_PID"  # set for workers that should die with the process that started them
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,8 @@ def launch(plan: search.Plan, layout: list[Slot]) -> list[subprocess.Popen]:
     """Start one `scalesearch worker` per slot on the plan's study."""
     procs = []
     for slot in layout:
-        env = os.environ | {"SCALESEARCH_STORAGE": plan.storage_url, "OMP_NUM_THREADS": str(slot.threads)}
+        env = os.environ | {"SCALESEARCH_STORAGE": plan.storage_url, "OMP_NUM_THREADS": str(slot.threads),
+                            PARENT_ENV: str(os.getpid())}
         procs.append(subprocess.Popen(worker_command(plan.study_name, slot, plan.options.compile), env=env, start_new_session=True))
     return procs
 
@@ -89,9 +98,9 @@ def supervise(plan: search.Plan, study: optuna.Study, procs: list[subprocess.Pop
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
     try:
         while (alive := sum(p.poll() is None for p in procs)):
-            on_poll(*search.progress_counts(plan, study), alive)
+            on_poll(*search.progress_counts(plan, study), alive)  # waits out a database restart (storage.py)
             time.sleep(POLL_S)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ScaleSearchError):  # Ctrl-C, or the storage gone for good: no orphans left behind
         interrupt(procs)
         raise
     finally:
@@ -104,6 +113,24 @@ def supervise(plan: search.Plan, study: optuna.Study, procs: list[subprocess.Pop
         raise ScaleSearchError(f"{len(failed)} of {len(procs)} worker processes failed (exit codes "
                                f"{', '.join(map(str, failed))}; see their messages above); {done} of {total} trials "
                                "done: run the same command again to resume")
+
+
+def die_with_parent() -> None:
+    """In a worker started by :func:`launch`: have the kernel send SIGTERM when the starting process dies.
+
+    Linux only (prctl); elsewhere workers outlive a killed supervisor and finish the study.
+    Exits at once when that process is already gone (it died while this one started).
+    """
+    parent = os.environ.pop(PARENT_ENV, None)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:  # not fatal: the worker just may outlive it
+        return
+    if os.getppid() != int(parent):
+        raise SystemExit(0)
 
 
 def interrupt(procs: list[subprocess.Popen]) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import collections
 import os
 import secrets
+import shutil
 import signal
+import subprocess
 import threading
 from pathlib import Path
 
@@ -28,6 +30,8 @@ SPACE = tiny_space(budget=1.5, tolerance=0.3, gamma_max=1.2, epochs=1)
 FAST = ("--data", "synthetic:64")
 SLOW = ("--data", "synthetic:128", "--train", "128", "--epochs", "2", "--tolerance", "0.1")  # 6 candidates, ~1 s each
 # On an idle machine SLOW's 6 candidates finish before a watcher sees one complete and one running.
+# Two seeds of 6 candidates, ~1-2 s each: the restart comes while most of them are still to do.
+RESTART = ("--data", "synthetic:256", "--train", "256", "--epochs", "2", "--tolerance", "0.1", "--seeds", "2")
 SLOWER = ("--data", "synthetic:512", "--train", "512", "--epochs", "3", "--tolerance", "0.1")  # ~5 s each
 
 
@@ -52,7 +56,11 @@ def pg_url() -> str:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     info = admin.info  # trust auth ignores the password: it is there to prove it is never printed
-    yield f"postgresql://{info.user}:{info.password or PASSWORD}@{info.host}:{info.port}/{name}"
+    url = f"postgresql://{info.user}:{info.password or PASSWORD}@{info.host}:{info.port}/{name}"
+    admin.close()  # a test may restart the server: connect again to clean up
+    yield url
+    admin = psycopg2.connect(ADMIN_DSN, connect_timeout=5)
+    admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                     (name,))
@@ -191,3 +199,98 @@ def test_unreachable_storage_is_one_line_without_password(capsys, pg_url, space_
 
 def test_worker_needs_an_existing_study(capsys, pg_url) -> None:
     assert_user_error(run_cli(capsys, "worker", "--storage", pg_url, "--study", "nosuch"), "no study", "nosuch")
+
+
+# ------------------------------------------------------------ the server restarts under a run
+
+def restart_postgres() -> None:
+    """Restart the cluster serving ADMIN_DSN with pg_ctlcluster (Debian's postgresql-common); skip where that is
+    impossible (no pg_ctlcluster, not allowed), except under CI=true."""
+    port = psycopg2_port()
+    listed = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True) if shutil.which("pg_lsclusters") else None
+    cluster = next((line.split()[:2] for line in (listed.stdout.splitlines() if listed else [])
+                    if len(line.split()) > 2 and line.split()[2] == str(port)), None)
+    if cluster is None:
+        reason = f"no pg_ctlcluster cluster on port {port} to restart"
+    else:
+        done = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], capture_output=True, text=True)
+        reason = None if done.returncode == 0 else f"pg_ctlcluster {' '.join(cluster)} restart: {done.stderr.strip()}"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def psycopg2_port() -> int:
+    import psycopg2
+
+    with psycopg2.connect(ADMIN_DSN, connect_timeout=5) as conn:
+        return int(conn.info.port)
+
+
+def server_started(url: str) -> str:
+    import psycopg2
+
+    conn = psycopg2.connect(url.replace(f":{PASSWORD}@", "@"), connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_postmaster_start_time()")
+            return str(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("workers", [2, 1])
+def test_run_survives_a_server_restart(capsys, pg_url, space_file, tmp_path, monkeypatch, workers) -> None:
+    """PostgreSQL restarts while candidates train: the supervisor (or the single process) and its workers wait
+    for it, every (candidate, seed) completes exactly once, exit 0, and no traceback is printed."""
+    from scalesearch import storage
+
+    monkeypatch.setattr(storage, "HEARTBEAT_S", 1)  # the single process beats every second, so a beat meets the restart
+    monkeypatch.setenv("SCALESEARCH_HEARTBEAT_S", "1")  # and so do the worker processes
+    monkeypatch.setenv("SCALESEARCH_GRACE_S", "60")  # a restart's silence is no death
+    study, before = f"restart{workers}", server_started(pg_url)
+    state = {}
+
+    def first_running(ts):
+        return next((t for t in ts if t.state == TrialState.RUNNING and "worker" in t.user_attrs), None)
+
+    def restart(_) -> None:
+        restart_postgres()
+        state["done_after"] = sum(t.state == TrialState.COMPLETE for t in trials(pg_url, study))
+
+    watcher = Watcher(pg_url, study, first_running, restart)
+    watcher.start()
+    r = run_cli(capsys, *run_args(tmp_path, pg_url, study, space_file, *RESTART, "--workers", str(workers)))
+    watcher.stop()
+    assert watcher.seen is not None and server_started(pg_url) != before  # it did restart, while a trial ran
+    assert state["done_after"] < FEASIBLE[0.1] * 2, state  # with work left to do
+    assert r.code == 0, r.err
+    assert "Traceback" not in r.err + r.out and "Exception in thread" not in r.err, r.err
+    assert PASSWORD not in r.out + r.err and "winner:" in r.out
+    ts = trials(pg_url, study)
+    complete = collections.Counter(key(t) for t in ts if t.state == TrialState.COMPLETE)
+    assert len(complete) == FEASIBLE[0.1] * 2 and set(complete.values()) == {1}, complete  # two seeds each
+
+
+# ------------------------------------------------------------ the URL from the environment
+
+def test_every_command_takes_the_storage_from_the_environment(capsys, pg_url, space_file, tmp_path, monkeypatch) -> None:
+    """SCALESEARCH_STORAGE instead of --storage, so the password is in no process's arguments."""
+    monkeypatch.setenv("SCALESEARCH_STORAGE", pg_url)
+    results = tmp_path / "results"
+    r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--space", space_file, "--device", "cpu", "--study", "env",
+                "--results-dir", results, *FAST, "--tolerance", "0.1")
+    assert r.code == 0, r.err
+    assert_each_complete_once(trials(pg_url, "env"), FEASIBLE[0.1])  # the study really is in PostgreSQL
+    assert not (results / "env" / "study.db").exists()
+    for args in (["show", "--study", "env"], ["export", "--study", "env", "-o", tmp_path / "c.json"],
+                 ["extrapolate", "--study", "env", "--phi", "0..1"], ["plot", "--study", "env", "-o", tmp_path / "plots"]):
+        r = run_cli(capsys, *args, "--results-dir", tmp_path / "elsewhere")
+        assert r.code == 0, (args, r.err)
+        assert PASSWORD not in r.out + r.err
+    assert (tmp_path / "c.json").exists() and (tmp_path / "plots" / "family.png").exists()
+    r = run_cli(capsys, "extrapolate", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phi", "1")
+    assert r.code == 0, r.err  # the variable is no study given on the command line
+    r = run_cli(capsys, "verify", "--study", "env", "--top", "1", "--no-base-run", "--device", "cpu")
+    assert r.code == 0 and "Transfer check" in r.out, r.err

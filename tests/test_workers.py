@@ -1,11 +1,16 @@
-"""Worker processes on one machine (SQLite), shared-out cores, and a grid queued twice."""
+"""Worker processes on one machine (SQLite), shared-out cores, a grid queued twice, and workers that
+stop with their supervisor (killed, or out of storage)."""
 from __future__ import annotations
 
 import collections
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
@@ -72,3 +77,68 @@ def test_two_local_workers_on_sqlite(capsys, options) -> None:
     plan, study = search.load(study_name="local", results_dir=options.results_dir)
     assert set(complete_keys(study).values()) == {1} and len(complete_keys(study)) == len(plan.report.feasible)
     assert (Path(options.results_dir) / "local" / "ranking.csv").exists()
+
+
+def test_supervisor_that_loses_its_storage_stops_its_workers(capsys, options, monkeypatch) -> None:
+    """The storage gone past its retry time: one line, exit 2, and no worker left running."""
+    started: list = []
+    real_launch, real_counts, polls = workers.launch, search.progress_counts, []
+
+    def launch(plan, layout):
+        started.extend(real_launch(plan, layout))
+        return started
+
+    def counts(plan, study):  # the storage goes once the workers train (a Ctrl-C while Python starts is a traceback)
+        polls.append(any(t.state == TrialState.RUNNING for t in study.get_trials()) or len(polls) > 100)
+        if polls[-1]:
+            raise ScaleSearchError("lost the connection to the storage sqlite:///x for 120 s (SCALESEARCH_DB_RETRY_S): gone")
+        return real_counts(plan, study)
+
+    monkeypatch.setattr(workers, "launch", launch)
+    monkeypatch.setattr(workers.search, "progress_counts", counts)
+    r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--space", options.space, "--data", "synthetic:64", "--device", "cpu",
+                "--study", "lost", "--results-dir", options.results_dir, "--workers", "2")
+    assert r.code == 2 and "Traceback" not in r.err, r.err
+    assert r.err.splitlines()[-1].startswith("scalesearch: error: lost the connection to the storage"), r.err
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that no longer reaps."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_die_with_a_killed_supervisor(tmp_path: Path) -> None:
+    """SIGKILL to `run --workers 2`: its workers get SIGTERM from the kernel, put their candidates back and exit."""
+    (tmp_path / "space.toml").write_text(SPACE)
+    results = tmp_path / "results"
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "scalesearch.cli", "run", "--base", "tiny-mbconv", "--space", tmp_path / "space.toml",
+         "--data", "synthetic:512", "--train", "512", "--epochs", "4", "--device", "cpu", "--study", "orphans",
+         "--results-dir", results, "--workers", "2"],
+        cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"sqlite:///{results / 'orphans' / 'study.db'}"
+    pids: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(pids) < 2 and time.monotonic() < deadline and supervisor.poll() is None:
+        time.sleep(0.2)
+        try:
+            ts = optuna.load_study(study_name="orphans", storage=url).get_trials(states=(TrialState.RUNNING,))
+        except (KeyError, ValueError, sqlalchemy.exc.OperationalError):  # not created yet
+            continue
+        pids |= {int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in ts if "worker" in t.user_attrs}
+    assert pids, "no worker started a trial"
+    supervisor.kill()
+    supervisor.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids), "workers outlived their supervisor"
+    ts = optuna.load_study(study_name="orphans", storage=url).get_trials()
+    assert not any(t.state == TrialState.RUNNING for t in ts)  # each put its candidate back in the queue
+    interrupted = [t for t in ts if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert interrupted and all(t.state == TrialState.FAIL for t in interrupted)
