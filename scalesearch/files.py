@@ -39,6 +39,13 @@ def atomic(path: str | Path) -> Iterator[Path]:
     The caller writes the whole file to the yielded path (e.g. ``fig.savefig(tmp)``).
     """
     path = Path(path)
+    if path.is_symlink():  # write the file the link points to; the link stays
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # /dev/null, /dev/stdout, a FIFO: renaming over it would replace the device itself (as root)
+        with _as_one_line(path):
+            yield path
+        return
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +62,14 @@ def atomic(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _as_one_line(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise ScaleSearchError(f"cannot write {path}: {describe(exc, path)}") from None
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -1,6 +1,8 @@
 """Every file scalesearch writes: whole or not at all, and a refused write is one line with exit 2."""
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,19 @@ def test_make_folder_names_the_file_in_the_way(tmp_path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(ScaleSearchError, match=r"cannot write to .*f/g/h: a file is in the way: .*f$"):
         files.make_folder(tmp_path / "f" / "g" / "h")
+
+
+def test_special_files_are_written_through_not_replaced(tmp_path) -> None:
+    """Renaming over /dev/null would replace the device itself when run as root."""
+    files.write_text("/dev/null", "discarded")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    with pytest.raises(ScaleSearchError, match="cannot write /dev/full: No space left on device"):
+        files.write_text("/dev/full", "x" * 100_000)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_link_keeps_pointing_at_the_file_written(tmp_path) -> None:
+    (tmp_path / "real.json").write_text("old")
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
+    files.write_text(tmp_path / "link.json", "new")
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "real.json").read_text() == "new"
