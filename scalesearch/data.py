@@ -9,12 +9,16 @@
 - ``cifar10:PATH``: the CIFAR-10 python batches, unpickled with a loader that
   only accepts numpy arrays, never arbitrary objects;
 - ``synthetic[:N]``: a small learnable dataset made on the fly, for tests;
-- any other string: an image folder with one sub-folder per class, decoded
-  once and cached under ``$XDG_CACHE_HOME/scalesearch``.
+- any other string: an image folder with one sub-folder per class; only the
+  class-balanced subset a search uses is decoded, at the side it needs, and
+  cached (see :mod:`scalesearch.folder`).
 
 :class:`DeviceData` keeps those tensors on the training device and yields
 augmented, normalised float batches with whole-batch tensor ops: proxy
 training is short, so per-image Python in the input pipeline would dominate.
+Small images get a padded random crop and flip; photos (image folders of
+colour images at least ``folder.PHOTO_SIDE`` px) ImageNet-style random-resized
+crops and flips, and a centre crop for val.
 
 >>> ds = load_data("synthetic:40")
 >>> ds.train_x.shape, ds.val_x.shape, ds.num_classes
@@ -23,13 +27,10 @@ training is short, so per-image Python in the input pipeline would dominate.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import math
-import os
 import pickle
 import struct
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -39,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ScaleSearchError
+from .folder import Report, RichReport, balanced_order, load_folder
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,11 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-FOLDER_SIDE = 64  # image folders are resized once to this side; DeviceData rescales per trial
-VAL_FRACTION = 0.2
-CACHE_VERSION = 1  # bump when the cached image-folder format changes
+FOLDER_SIDE = 64  # image folders' side when the caller does not say which it needs
+AUGMENTS = ("pad-crop", "random-resized-crop")
+RRC_SCALE = (0.25, 1.0)  # area fraction of a random-resized crop: 0.08 is too harsh for 2-epoch proxies
+RRC_RATIO = (3 / 4, 4 / 3)
+VAL_CROP = 0.875  # photos are scored on their centre region, as on ImageNet
 SPECS_HELP = "embedded, fashion-mnist-full[:DIR], cifar10:PATH, synthetic[:N] or an image folder"
 
 
@@ -66,8 +69,11 @@ class Dataset:
     val_y: torch.Tensor
     classes: tuple[str, ...]
     source: str  # a path or "embedded": provenance only
+    augment: str = "pad-crop"  # or "random-resized-crop" (photos); see DeviceData
 
     def __post_init__(self) -> None:
+        if self.augment not in AUGMENTS:
+            raise ScaleSearchError(f"data {self.name}: augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         for split, x, y in (("train", self.train_x, self.train_y), ("val", self.val_x, self.val_y)):
             if x.dtype != torch.uint8 or x.ndim != 4 or y.dtype != torch.int64 or len(x) != len(y):
                 raise ScaleSearchError(f"data {self.name}: {split} images must be uint8 (N, C, H, W) "
@@ -85,8 +91,26 @@ class Dataset:
         return len(self.classes)
 
 
-def load_data(spec: str = "embedded") -> Dataset:
-    """The dataset named by `spec`; see the module docstring for the forms."""
+def load_data(spec: str = "embedded", *, side: int | None = None, train: int | None = None,
+              val: int | None = None, seed: int = 0, report: Report | None = None) -> Dataset:
+    """The dataset named by `spec` (see the module docstring for the forms).
+
+    `train`, `val` and `seed` pick the class-balanced subset a search uses (at most
+    what there is; None keeps a split whole). `side` is the largest side in px it
+    trains at. Image folders decode only that subset at that side (default
+    FOLDER_SIDE), showing progress and notes through `report` (default: rich on
+    stderr); the other forms are in memory already and are only subset.
+    """
+    kind, sep, arg = spec.partition(":")
+    path = Path(spec).expanduser()
+    if kind not in ("embedded", "fashion-mnist-full", "cifar10", "synthetic") and spec and path.is_dir():
+        return _load_image_folder(path, side or FOLDER_SIDE, train, val, seed, report or RichReport())
+    ds = _load_in_memory(spec)
+    clamp = lambda n, y: None if n is None else min(n, len(y))  # noqa: E731
+    return subset(ds, clamp(train, ds.train_y), clamp(val, ds.val_y), seed)
+
+
+def _load_in_memory(spec: str) -> Dataset:
     kind, sep, arg = spec.partition(":")
     if kind == "embedded" and not sep:
         return _load_npz(EMBEDDED, "fashion-mnist-sample", "embedded")
@@ -98,10 +122,7 @@ def load_data(spec: str = "embedded") -> Dataset:
         return _load_cifar10(Path(arg).expanduser())
     if kind == "synthetic":
         return _synthetic(_parse_count(arg) if sep else 512)
-    path = Path(spec).expanduser()
-    if spec and path.is_dir():
-        return _load_image_folder(path)
-    if spec and path.exists():
+    if spec and Path(spec).expanduser().exists():
         raise ScaleSearchError(f"data '{spec}' is a file; expected {SPECS_HELP}")
     raise ScaleSearchError(f"unknown data '{spec}': expected {SPECS_HELP}")
 
@@ -119,20 +140,12 @@ def subset(ds: Dataset, train: int | None, val: int | None, seed: int) -> Datase
 
 def _balanced_pick(y: torch.Tensor, n: int, seed: int, what: str) -> torch.Tensor:
     """Sorted indices of `n` samples dealt round-robin over classes in a seeded random order."""
-    if not 1 <= n <= len(y):
+    if not 0 <= n <= len(y):
         raise ScaleSearchError(f"data {what}: asked for {n} images but it has {len(y)}")
-    labels = y.numpy()
-    key = np.random.default_rng(seed).random(len(labels))
-    by_class = np.lexsort((key, labels))  # grouped by class, random order inside each
-    starts = np.searchsorted(labels[by_class], labels[by_class])  # first position of each class
-    rank = np.empty(len(labels), np.int64)
-    rank[by_class] = np.arange(len(labels)) - starts
-    # Every class's 1st pick, then every class's 2nd, ...: balanced to within one image.
-    picked = np.lexsort((labels, rank))[:n]
-    return torch.from_numpy(np.sort(picked))
+    return torch.from_numpy(np.sort(balanced_order(y.numpy(), seed)[:n]))
 
 
-# --- npz (embedded sample and image-folder cache) ---------------------------
+# --- npz (the embedded sample) ---------------------------
 
 def _load_npz(path: Path, name: str, source: str) -> Dataset:
     try:
@@ -143,11 +156,11 @@ def _load_npz(path: Path, name: str, source: str) -> Dataset:
     return _from_arrays(arrays, name, source)
 
 
-def _from_arrays(arrays: dict[str, np.ndarray], name: str, source: str) -> Dataset:
+def _from_arrays(arrays: dict[str, np.ndarray], name: str, source: str, augment: str = "pad-crop") -> Dataset:
     x = {k: torch.from_numpy(arrays[k]) for k in ("train_x", "val_x")}
     y = {k: torch.from_numpy(arrays[k].astype(np.int64)) for k in ("train_y", "val_y")}
     return Dataset(name, x["train_x"], y["train_y"], x["val_x"], y["val_y"],
-                   tuple(str(c) for c in arrays["classes"]), source)
+                   tuple(str(c) for c in arrays["classes"]), source, augment)
 
 
 # --- Fashion-MNIST IDX files ------------------------------------------------
@@ -279,93 +292,12 @@ def _synthetic(n_train: int, classes: int = 10, side: int = 16) -> Dataset:
                    tuple(f"pattern{i}" for i in range(classes)), "synthetic")
 
 
-# --- image folders ----------------------------------------------------------
+# --- image folders (decoding and caching: scalesearch.folder) ----------------
 
-def _load_image_folder(folder: Path, side: int = FOLDER_SIDE) -> Dataset:
-    folder = folder.resolve()
-    files = _scan_folder(folder)
-    key = hashlib.sha256(f"v{CACHE_VERSION}\n{folder}\n{side}\n".encode())
-    for cls, paths in files.items():
-        for p in paths:
-            st = p.stat()
-            key.update(f"{cls}\t{p.relative_to(folder)}\t{st.st_mtime_ns}\t{st.st_size}\n".encode())
-    cache = _cache_dir() / f"imagefolder-{key.hexdigest()[:24]}.npz"
-    if cache.is_file():
-        try:
-            ds = _load_npz(cache, folder.name, str(folder))
-            log.info("image folder %s: loaded from cache %s", folder, cache)
-            return ds
-        except ScaleSearchError as e:
-            log.warning("ignoring unreadable cache %s: %s", cache, e)
-    arrays = _decode_folder(files, side)
-    _write_cache(cache, arrays)
-    return _from_arrays(arrays, folder.name, str(folder))
-
-
-def _scan_folder(folder: Path) -> dict[str, list[Path]]:
-    """Class name → sorted image paths, for each non-hidden sub-folder that has images."""
-    files = {}
-    for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        images = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if images:
-            files[d.name] = images
-        else:
-            log.warning("image folder %s: skipping %s, it has no images", folder, d.name)
-    if len(files) < 2:
-        raise ScaleSearchError(f"data folder {folder} has {'no' if not files else 'only one'} class sub-folder "
-                               "with images; expected one sub-folder per class, at least 2")
-    return files
-
-
-def _decode_folder(files: dict[str, list[Path]], side: int) -> dict[str, np.ndarray]:
-    from PIL import Image, ImageOps  # only image folders need Pillow
-
-    log.info("decoding %d images to %d px (once; cached afterwards)", sum(map(len, files.values())), side)
-    split: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], []), "val": ([], [])}
-    for label, paths in enumerate(files.values()):
-        val_idx = _val_positions(len(paths))
-        for i, p in enumerate(paths):
-            try:
-                with Image.open(p) as im:
-                    # Shorter side to `side`, then centre crop: no distortion of the aspect ratio.
-                    im = ImageOps.fit(im.convert("RGB"), (side, side), Image.Resampling.BILINEAR)
-            except OSError as e:
-                raise ScaleSearchError(f"data folder: cannot read image {p} ({e})") from None
-            xs, ys = split["val" if i in val_idx else "train"]
-            xs.append(np.asarray(im, np.uint8).transpose(2, 0, 1))
-            ys.append(label)
-    arrays: dict[str, np.ndarray] = {"classes": np.array(list(files))}
-    for name, (xs, ys) in split.items():
-        arrays[f"{name}_x"] = np.stack(xs) if xs else np.zeros((0, 3, side, side), np.uint8)
-        arrays[f"{name}_y"] = np.array(ys, np.int64)
-    return arrays
-
-
-def _val_positions(n: int) -> set[int]:
-    """A fixed ~20% of a class's sorted files, spread evenly; at least one when n >= 2."""
-    k = min(n - 1, max(1, round(n * VAL_FRACTION))) if n >= 2 else 0
-    return {int((j + 0.5) * n / k) for j in range(k)}
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scalesearch"
-
-
-def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically (temp file + rename) so concurrent runs never read half a file."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            tmp = f.name
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-        log.info("cached decoded images in %s", path)
-    except OSError as e:  # a read-only cache only costs time
-        log.warning("cannot cache decoded images in %s: %s", path, e)
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-
+def _load_image_folder(folder: Path, side: int, train: int | None, val: int | None, seed: int,
+                       report: Report) -> Dataset:
+    decoded = load_folder(folder, side, train, val, seed, report)
+    return _from_arrays(decoded.arrays, folder.resolve().name, str(folder.resolve()), decoded.augment)
 
 
 # --- device-resident batching -----------------------------------------------
@@ -373,9 +305,12 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
 class DeviceData:
     """Holds a Dataset's uint8 tensors on `device` once; yields ready float batches.
 
-    Train batches get the standard small-image augmentation (random crop from a
-    zero-padded image, padding 1/8 of the side, i.e. 4 px at 32 px, and a random
-    horizontal flip), then every batch is resized to the trial's resolution,
+    Train batches of small images get the standard small-image augmentation
+    (random crop from a zero-padded image, padding 1/8 of the side, i.e. 4 px at
+    32 px, and a random horizontal flip) and are then resized to the trial's
+    resolution. Photos (``ds.augment == "random-resized-crop"``) get a random crop
+    of RRC_SCALE of the area and RRC_RATIO aspect, flipped and resized in one
+    grid_sample, and are scored on their centre VAL_CROP. Every batch is then
     normalised with the train set's per-channel mean and std and, if asked, made
     channels_last. All of it is whole-batch tensor ops on the device.
     """
@@ -392,6 +327,7 @@ class DeviceData:
         self._scale = (1 / (255 * std)).float().view(1, -1, 1, 1).to(self.device)
         self._shift = (-mean / std).float().view(1, -1, 1, 1).to(self.device)
         self.pad = max(1, round(min(ds.train_x.shape[-2:]) / 8))
+        self.photos = ds.augment == "random-resized-crop"
 
     @property
     def num_train(self) -> int:
@@ -407,18 +343,26 @@ class DeviceData:
         n, gdev = self.num_train, generator.device
         # The whole epoch's random draws at once, on the generator's device: one copy, reproducible.
         perm = torch.randperm(n, generator=generator, device=gdev).to(self.device)
-        offsets = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=generator, device=gdev).to(self.device)
+        if self.photos:
+            draws = torch.rand((n, 4), generator=generator, device=gdev).to(self.device)
+        else:
+            draws = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=generator, device=gdev).to(self.device)
         flips = torch.randint(0, 2, (n,), generator=generator, device=gdev).bool().to(self.device)
         for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
-            x = self._crop_flip(self.train_x[idx], offsets[start:start + batch_size], flips[start:start + batch_size])
+            idx, end = perm[start:start + batch_size], start + batch_size
+            if self.photos:
+                x = self._resized_crop_flip(self.train_x[idx], draws[start:end], flips[start:end], resolution)
+            else:
+                x = self._crop_flip(self.train_x[idx], draws[start:end], flips[start:end])
             yield self._finish(x, resolution), self.train_y[idx]
 
     def val_batches(self, batch_size: int, resolution: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The val set in a fixed order, without augmentation."""
+        side = self.val_x.shape[-1]
+        m = round(side * (1 - VAL_CROP) / 2) if self.photos else 0
         for start in range(0, self.num_val, batch_size):
-            yield (self._finish(self.val_x[start:start + batch_size], resolution),
-                   self.val_y[start:start + batch_size])
+            x = self.val_x[start:start + batch_size, :, m:side - m, m:side - m]
+            yield self._finish(x, resolution), self.val_y[start:start + batch_size]
 
     def _crop_flip(self, x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
         """Per-sample crop of the padded batch, the flip folded into the column index: one gather."""
@@ -431,6 +375,25 @@ class DeviceData:
         # A flat index per output pixel; 4x faster on CPU than 4-tensor advanced indexing.
         flat = (rows[:, :, None] * width + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
         return padded.gather(2, flat).view(b, c, h, w)
+
+    def _resized_crop_flip(self, x: torch.Tensor, draws: torch.Tensor, flips: torch.Tensor,
+                           resolution: int) -> torch.Tensor:
+        """Random-resized crops (uniform area fraction, log-uniform aspect, uniform place), flipped
+        and resized to `resolution` by one grid_sample; float out."""
+        x = x.float()
+        if min(x.shape[-2:]) > 2 * resolution:  # grid_sample does not antialias: shrink first
+            x = F.interpolate(x, size=(2 * resolution, 2 * resolution), mode="bilinear", antialias=True)
+        area = RRC_SCALE[0] + (RRC_SCALE[1] - RRC_SCALE[0]) * draws[:, 0]
+        lo, hi = math.log(RRC_RATIO[0]), math.log(RRC_RATIO[1])
+        ratio = torch.exp(lo + (hi - lo) * draws[:, 1])
+        w, h = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)  # fractions of the side
+        theta = torch.zeros(len(x), 2, 3, device=x.device)
+        theta[:, 0, 0] = torch.where(flips, -w, w)
+        theta[:, 1, 1] = h
+        theta[:, 0, 2] = (1 - w) * (2 * draws[:, 2] - 1)  # centre, in [-1, 1] image coordinates
+        theta[:, 1, 2] = (1 - h) * (2 * draws[:, 3] - 1)
+        grid = F.affine_grid(theta, [len(x), x.shape[1], resolution, resolution], align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     def _finish(self, x: torch.Tensor, resolution: int) -> torch.Tensor:
         x = x.float()

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from scalesearch import data
 from scalesearch.data import DeviceData, Dataset, load_data, subset
@@ -52,6 +51,14 @@ def test_subset_is_balanced_and_deterministic(embedded):
     assert whole.train_x.equal(embedded.train_x) and whole.val_x.equal(embedded.val_x)
     with pytest.raises(ScaleSearchError, match="asked for 6001 images but it has 6000"):
         subset(embedded, 6001, None, seed=0)
+
+
+def test_load_data_picks_the_subset_a_search_asks_for(embedded):
+    ds = load_data("embedded", train=105, val=30, seed=1)
+    expected = subset(embedded, 105, 30, seed=1)
+    assert ds.train_x.equal(expected.train_x) and ds.val_y.equal(expected.val_y)
+    whole = load_data("synthetic:40", train=1000, val=None, side=512)  # at most what there is; side: folders only
+    assert whole.train_x.shape == (40, 1, 16, 16) and len(whole.val_y) == 10
 
 
 def test_subset_deals_classes_evenly_until_small_ones_run_out():
@@ -177,58 +184,7 @@ def test_cifar10_rejects_wrong_contents(tmp_path):
         load_data(f"cifar10:{tmp_path / 'c'}")
 
 
-# --- image folders --------------------------------------------------------------
-
-def write_images(root: Path, per_class: int = 5) -> None:
-    rng = np.random.default_rng(0)
-    for cls, size in (("cat", (40, 30)), ("dog", (20, 50))):
-        (root / cls).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
-            Image.fromarray(pixels).save(root / cls / f"{i}.png")
-    (root / "dog" / "notes.txt").write_text("not an image")
-    (root / ".hidden").mkdir()
-
-
-def test_image_folder_round_trip_and_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    write_images(tmp_path / "pets")
-    (tmp_path / "pets" / "cat" / "gray.png").unlink(missing_ok=True)
-    Image.new("L", (10, 10), 128).save(tmp_path / "pets" / "cat" / "gray.png")  # converted to RGB
-    ds = load_data(str(tmp_path / "pets"))
-    assert ds.classes == ("cat", "dog") and ds.name == "pets" and ds.source == str(tmp_path / "pets")
-    assert ds.train_x.shape[1:] == (3, data.FOLDER_SIDE, data.FOLDER_SIDE) and ds.train_x.dtype == torch.uint8
-    assert counts(ds.train_y) == [5, 4] and counts(ds.val_y) == [1, 1]  # 6 cats, 5 dogs: 20% each to val
-    assert len(list((tmp_path / "xdg" / "scalesearch").glob("imagefolder-*.npz"))) == 1
-
-    def no_decoding(*args):
-        raise AssertionError("decoded again instead of using the cache")
-
-    monkeypatch.setattr(data, "_decode_folder", no_decoding)
-    again = load_data(str(tmp_path / "pets"))
-    assert again.train_x.equal(ds.train_x) and again.val_y.equal(ds.val_y) and again.classes == ds.classes
-    Image.new("RGB", (8, 8)).save(tmp_path / "pets" / "dog" / "new.png")  # a changed folder is decoded anew
-    with pytest.raises(AssertionError, match="decoded again"):
-        load_data(str(tmp_path / "pets"))
-
-
-@pytest.mark.parametrize("classes", [[], ["only"]])
-def test_image_folder_needs_two_classes_with_images(tmp_path, monkeypatch, classes):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    (tmp_path / "d" / "empty").mkdir(parents=True)
-    for cls in classes:
-        (tmp_path / "d" / cls).mkdir()
-        Image.new("RGB", (8, 8)).save(tmp_path / "d" / cls / "a.png")
-    with pytest.raises(ScaleSearchError, match="has (no|only one) class sub-folder with images"):
-        load_data(str(tmp_path / "d"))
-
-
-def test_image_folder_reports_unreadable_images(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    write_images(tmp_path / "pets", per_class=2)
-    (tmp_path / "pets" / "cat" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(ScaleSearchError, match="cannot read image .*broken.png"):
-        load_data(str(tmp_path / "pets"))
+# --- image folders: see test_folder.py ------------------------------------------
 
 
 @pytest.mark.parametrize("spec, message", [
