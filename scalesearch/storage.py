@@ -82,6 +82,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ScaleSearchError(f"cannot open storage {redact(url)}: {_scrub(detail, url)[:300]}") from None
     if sqlite:
         _serialize_sqlite(storage)
+    else:
+        storage.shown = redact(url)  # as the user wrote it, without the driver name added
     return storage
 
 
@@ -136,7 +138,8 @@ def _retrying(method):
             return method(self, *args, **kwargs)
         _local.busy = True
         try:
-            return _retry(lambda: method(self, *args, **kwargs), redact(self.url), self.scoped_session)
+            shown = getattr(self, "shown", None) or redact(self.url)
+            return _retry(lambda: method(self, *args, **kwargs), shown, self.scoped_session)
         finally:
             _local.busy = False
     return call
