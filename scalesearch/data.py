@@ -13,12 +13,10 @@
   class-balanced subset a search uses is decoded, at the side it needs, and
   cached (see :mod:`scalesearch.folder`).
 
-:class:`DeviceData` keeps those tensors on the training device and yields
-augmented, normalised float batches with whole-batch tensor ops: proxy
-training is short, so per-image Python in the input pipeline would dominate.
-Small images get a padded random crop and flip; photos (image folders of
-colour images at least ``folder.PHOTO_SIDE`` px) ImageNet-style random-resized
-crops and flips, and a centre crop for val.
+:class:`DeviceData` (in :mod:`scalesearch.batches`, importable from here too)
+keeps those tensors on the training device and yields augmented, normalised
+float batches. A caller that needs the classes and channels before it knows the
+side and counts to decode at gets them from :func:`data_shape`.
 
 >>> ds = load_data("synthetic:40")
 >>> ds.train_x.shape, ds.val_x.shape, ds.num_classes
@@ -33,14 +31,14 @@ import pickle
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batches import AUGMENTS, DeviceData  # noqa: F401  (DeviceData: the batching half of the data API)
 from .errors import ScaleSearchError
-from .folder import Report, RichReport, balanced_order, load_folder
+from .folder import Report, RichReport, balanced_order, load_folder, split_pools
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +49,6 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 FOLDER_SIDE = 64  # image folders' side when the caller does not say which it needs
-AUGMENTS = ("pad-crop", "random-resized-crop")
-RRC_SCALE = (0.25, 1.0)  # area fraction of a random-resized crop: 0.08 is too harsh for 2-epoch proxies
-RRC_RATIO = (3 / 4, 4 / 3)
-VAL_CROP = 0.875  # photos are scored on their centre region, as on ImageNet
 SPECS_HELP = "embedded, fashion-mnist-full[:DIR], cifar10:PATH, synthetic[:N] or an image folder"
 
 
@@ -101,13 +95,29 @@ def load_data(spec: str = "embedded", *, side: int | None = None, train: int | N
     FOLDER_SIDE), showing progress and notes through `report` (default: rich on
     stderr); the other forms are in memory already and are only subset.
     """
-    kind, sep, arg = spec.partition(":")
-    path = Path(spec).expanduser()
-    if kind not in ("embedded", "fashion-mnist-full", "cifar10", "synthetic") and spec and path.is_dir():
-        return _load_image_folder(path, side or FOLDER_SIDE, train, val, seed, report or RichReport())
+    if (folder := _image_folder(spec)) is not None:
+        return _load_image_folder(folder, side or FOLDER_SIDE, train, val, seed, report or RichReport())
     ds = _load_in_memory(spec)
     clamp = lambda n, y: None if n is None else min(n, len(y))  # noqa: E731
     return subset(ds, clamp(train, ds.train_y), clamp(val, ds.val_y), seed)
+
+
+def data_shape(spec: str = "embedded") -> tuple[int, int]:
+    """(classes, channels) of `spec`, decoding nothing: an image folder is only listed (always RGB).
+
+    For a caller that must know them before it knows the side and counts to pass to load_data.
+    """
+    if (folder := _image_folder(spec)) is not None:
+        return len(split_pools(folder.resolve())[0]), 3
+    ds = _load_in_memory(spec)
+    return ds.num_classes, ds.in_channels
+
+
+def _image_folder(spec: str) -> Path | None:
+    kind = spec.partition(":")[0]
+    path = Path(spec).expanduser()
+    named = kind in ("embedded", "fashion-mnist-full", "cifar10", "synthetic")
+    return path if spec and not named and path.is_dir() else None
 
 
 def _load_in_memory(spec: str) -> Dataset:
@@ -298,123 +308,3 @@ def _load_image_folder(folder: Path, side: int, train: int | None, val: int | No
                        report: Report) -> Dataset:
     decoded = load_folder(folder, side, train, val, seed, report)
     return _from_arrays(decoded.arrays, folder.resolve().name, str(folder.resolve()), decoded.augment)
-
-
-# --- device-resident batching -----------------------------------------------
-
-class DeviceData:
-    """Holds a Dataset's uint8 tensors on `device` once; yields ready float batches.
-
-    Train batches of small images get the standard small-image augmentation
-    (random crop from a zero-padded image, padding 1/8 of the side, i.e. 4 px at
-    32 px, and a random horizontal flip) and are then resized to the trial's
-    resolution. Photos (``ds.augment == "random-resized-crop"``) get a random crop
-    of RRC_SCALE of the area and RRC_RATIO aspect, flipped and resized in one
-    grid_sample, and are scored on their centre VAL_CROP. Every batch is then
-    normalised with the train set's per-channel mean and std and, if asked, made
-    channels_last. All of it is whole-batch tensor ops on the device.
-    """
-
-    def __init__(self, ds: Dataset, device: torch.device, channels_last: bool = True):
-        self.device = torch.device(device)
-        self.channels_last = channels_last
-        self.num_classes, self.in_channels = ds.num_classes, ds.in_channels
-        self.train_x, self.train_y = ds.train_x.to(self.device), ds.train_y.to(self.device)
-        self.val_x, self.val_y = ds.val_x.to(self.device), ds.val_y.to(self.device)
-        mean, std = _channel_stats(ds.train_x)
-        self.mean, self.std = tuple(mean.tolist()), tuple(std.tolist())
-        # Normalising uint8 values v: (v / 255 - mean) / std == v * scale + shift.
-        self._scale = (1 / (255 * std)).float().view(1, -1, 1, 1).to(self.device)
-        self._shift = (-mean / std).float().view(1, -1, 1, 1).to(self.device)
-        self.pad = max(1, round(min(ds.train_x.shape[-2:]) / 8))
-        self.photos = ds.augment == "random-resized-crop"
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train_y)
-
-    @property
-    def num_val(self) -> int:
-        return len(self.val_y)
-
-    def train_batches(self, batch_size: int, resolution: int,
-                      generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One shuffled, augmented epoch; every image once, the last batch may be smaller."""
-        n, gdev = self.num_train, generator.device
-        # The whole epoch's random draws at once, on the generator's device: one copy, reproducible.
-        perm = torch.randperm(n, generator=generator, device=gdev).to(self.device)
-        if self.photos:
-            draws = torch.rand((n, 4), generator=generator, device=gdev).to(self.device)
-        else:
-            draws = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=generator, device=gdev).to(self.device)
-        flips = torch.randint(0, 2, (n,), generator=generator, device=gdev).bool().to(self.device)
-        for start in range(0, n, batch_size):
-            idx, end = perm[start:start + batch_size], start + batch_size
-            if self.photos:
-                x = self._resized_crop_flip(self.train_x[idx], draws[start:end], flips[start:end], resolution)
-            else:
-                x = self._crop_flip(self.train_x[idx], draws[start:end], flips[start:end])
-            yield self._finish(x, resolution), self.train_y[idx]
-
-    def val_batches(self, batch_size: int, resolution: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The val set in a fixed order, without augmentation."""
-        side = self.val_x.shape[-1]
-        m = round(side * (1 - VAL_CROP) / 2) if self.photos else 0
-        for start in range(0, self.num_val, batch_size):
-            x = self.val_x[start:start + batch_size, :, m:side - m, m:side - m]
-            yield self._finish(x, resolution), self.val_y[start:start + batch_size]
-
-    def _crop_flip(self, x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-        """Per-sample crop of the padded batch, the flip folded into the column index: one gather."""
-        b, c, h, w = x.shape
-        width = w + 2 * self.pad
-        padded = F.pad(x, (self.pad,) * 4).view(b, c, -1)
-        rows = offsets[:, :1] + torch.arange(h, device=x.device)
-        cols = torch.arange(w, device=x.device).expand(b, w)
-        cols = offsets[:, 1:] + torch.where(flips[:, None], w - 1 - cols, cols)
-        # A flat index per output pixel; 4x faster on CPU than 4-tensor advanced indexing.
-        flat = (rows[:, :, None] * width + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
-        return padded.gather(2, flat).view(b, c, h, w)
-
-    def _resized_crop_flip(self, x: torch.Tensor, draws: torch.Tensor, flips: torch.Tensor,
-                           resolution: int) -> torch.Tensor:
-        """Random-resized crops (uniform area fraction, log-uniform aspect, uniform place), flipped
-        and resized to `resolution` by one grid_sample; float out."""
-        x = x.float()
-        if min(x.shape[-2:]) > 2 * resolution:  # grid_sample does not antialias: shrink first
-            x = F.interpolate(x, size=(2 * resolution, 2 * resolution), mode="bilinear", antialias=True)
-        area = RRC_SCALE[0] + (RRC_SCALE[1] - RRC_SCALE[0]) * draws[:, 0]
-        lo, hi = math.log(RRC_RATIO[0]), math.log(RRC_RATIO[1])
-        ratio = torch.exp(lo + (hi - lo) * draws[:, 1])
-        w, h = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)  # fractions of the side
-        theta = torch.zeros(len(x), 2, 3, device=x.device)
-        theta[:, 0, 0] = torch.where(flips, -w, w)
-        theta[:, 1, 1] = h
-        theta[:, 0, 2] = (1 - w) * (2 * draws[:, 2] - 1)  # centre, in [-1, 1] image coordinates
-        theta[:, 1, 2] = (1 - h) * (2 * draws[:, 3] - 1)
-        grid = F.affine_grid(theta, [len(x), x.shape[1], resolution, resolution], align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-    def _finish(self, x: torch.Tensor, resolution: int) -> torch.Tensor:
-        x = x.float()
-        if self.channels_last:  # before resizing: interpolate keeps the memory format
-            x = x.contiguous(memory_format=torch.channels_last)
-        if x.shape[-2:] != (resolution, resolution):
-            # Antialias only acts when shrinking (e.g. a 64 px folder at 32 px) and avoids aliasing there.
-            x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                              antialias=resolution < min(x.shape[-2:]))
-        return x.mul_(self._scale).add_(self._shift)
-
-
-def _channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images in [0, 1] units, in float64 chunks to bound memory."""
-    total = torch.zeros(x.shape[1], dtype=torch.float64)
-    squares = torch.zeros_like(total)
-    for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].double()
-        total += part.sum((0, 2, 3))
-        squares += part.square().sum((0, 2, 3))
-    count = max(1, x.numel() // x.shape[1])
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(0).sqrt()
-    return mean / 255, (std / 255).clamp_min(1e-3)  # a constant channel must not divide by zero

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from scalesearch import folder
-from scalesearch.data import DeviceData, load_data
+from scalesearch.data import DeviceData, data_shape, load_data
 from scalesearch.errors import ScaleSearchError
 
 CPU = torch.device("cpu")
@@ -69,6 +69,15 @@ def test_decodes_only_the_balanced_subset_at_the_side_asked(tmp_path, monkeypatc
     assert any("MiB" in n and str(cache_home) in n for n in report.notes)  # the user sees the cache and its size
     other, _ = load(root, side=48, train=9, val=3, seed=1)
     assert not other.train_x.equal(ds.train_x)
+
+
+def test_data_shape_lists_a_folder_without_decoding_it(tmp_path, monkeypatch):
+    root = write_folder(tmp_path / "pets", per_class=2)
+    monkeypatch.setattr(folder, "decode_image", None)  # any decoding would fail
+    assert data_shape(str(root)) == (3, 3)
+    assert data_shape("embedded") == (10, 1) and data_shape("synthetic:20") == (10, 1)
+    with pytest.raises(ScaleSearchError, match="only one class"):
+        data_shape(str(write_folder(tmp_path / "one", per_class=2, classes=("a",))))
 
 
 def test_whole_folder_at_the_default_side(tmp_path):
@@ -197,5 +206,11 @@ def test_a_full_random_resized_crop_is_the_image_or_its_mirror():
     draws = torch.tensor([[1.0, 0.5, 0.5, 0.5]] * 2)  # the whole area, square, centred
     out = dd._resized_crop_flip(x, draws, torch.tensor([False, True]), 16)
     assert torch.allclose(out[0], x[0], atol=1e-5) and torch.allclose(out[1], x[1].flip(-1), atol=1e-5)
-    half = dd._resized_crop_flip(x, torch.tensor([[0.25 / 0.75 * 0 + 0, 0.5, 0.0, 0.0]]), torch.tensor([False]), 8)
-    assert torch.allclose(half[0], x[0, :, :8, :8], atol=1e-5)  # a quarter of the area at the top left, 1:1
+    corner = torch.zeros(1, 3, 16, 16)
+    corner[..., :8, :8] = 1
+    quarter = dd._resized_crop_flip(corner, torch.tensor([[0.0, 0.5, 0.0, 0.0]]), torch.tensor([False]), 16)
+    assert torch.allclose(quarter[..., :15, :15], torch.ones(()))  # 25% of the area at the top left, grown to the whole side
+    # Shrinking is antialiased: the whole of a 16 px image at 8 px is its antialiased resize.
+    small = dd._resized_crop_flip(x[:1], draws[:1], torch.tensor([False]), 8)
+    expected = torch.nn.functional.interpolate(x[:1], size=(8, 8), mode="bilinear", antialias=True)
+    assert torch.allclose(small, expected, atol=1e-5)
