@@ -12,6 +12,7 @@ from PIL import Image
 from scalesearch import folder
 from scalesearch.data import DeviceData, data_shape, load_data
 from scalesearch.errors import ScaleSearchError
+from cli_helpers import assert_user_error, run_cli
 
 CPU = torch.device("cpu")
 
@@ -214,3 +215,16 @@ def test_a_full_random_resized_crop_is_the_image_or_its_mirror():
     small = dd._resized_crop_flip(x[:1], draws[:1], torch.tensor([False]), 8)
     expected = torch.nn.functional.interpolate(x[:1], size=(8, 8), mode="bilinear", antialias=True)
     assert torch.allclose(small, expected, atol=1e-5)
+
+
+def test_the_cli_says_what_is_wrong_with_a_folder_in_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.jpg").write_bytes(b"")
+    for data, message in ((tmp_path / "empty", "has no class sub-folder with images"), (tmp_path / "file.jpg", "is a file")):
+        assert_user_error(run_cli(capsys, "run", "--base", "tiny-mbconv", "--data", data), message)
+
+
+def test_the_default_report_draws_on_stderr(tmp_path, capsys):
+    load_data(str(write_folder(tmp_path / "pets", per_class=3, classes=("a", "b"))), side=8)
+    err = capsys.readouterr().err
+    assert "decoded 4 train + 2 val images at 8 px" in err and "MiB" in err
