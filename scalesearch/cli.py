@@ -22,7 +22,7 @@ import logging
 import optuna
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import arch, cost, export, extrapolate, family, files, provenance, proxy, results, search, storage
+from . import arch, cost, export, extrapolate, family, files, provenance, proxy, race, results, search, storage
 from . import workers as worker_pool
 from . import space as space_mod
 from .errors import ScaleSearchError
@@ -169,8 +169,8 @@ def pct(x: float) -> str:
 
 # Headers of the ranking; line breaks keep the 17 columns inside a terminal (markdown joins the lines).
 RANKING_HEADERS = ["rank", "α", "β", "γ", "nominal\n×", "measured ×\n(target)", "measured ×\n(proxy)", "proxy\nparams (M)",
-                   "proxy\nMMACs", "proxy acts\n(M)", "seeds", "val top-1 %\nmean ± std", "± 95% CI\n(points)", "tied",
-                   "best\nepoch", "time\n(s)", "status"]
+                   "proxy\nMMACs", "proxy acts\n(M)", "seeds", "val top-1 %\nmean ± std", "score\n(seed-adj.)", "P(best)\n(%)",
+                   "tied", "time\n(s)", "status"]
 
 
 def ranking_cells(r) -> list[str]:
@@ -184,9 +184,8 @@ def ranking_cells(r) -> list[str]:
     return [num(r.rank, ".0f"), f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", num(r.nominal, ".2f"),
             ratio(r.measured_target, r.target_resolution), ratio(r.measured_proxy, r.proxy_resolution),
             num(r.params, ",.2f", 1e6), num(r.macs_proxy, ".1f", 1e6), num(r.acts_proxy, ".2f", 1e6), str(r.seeds),
-            pct(r.acc_mean) + ("" if blank(r.acc_std) else f" ± {pct(r.acc_std)}"), pct(r.ci95), "yes" if r.tied else "",
-            num(r.best_epoch, ".0f"),
-            num(r.seconds, ".0f"), r.state]
+            pct(r.acc_mean) + ("" if blank(r.acc_std) else f" ± {pct(r.acc_std)}"), num(getattr(r, "score_mean", None), ".4f"),
+            pct(getattr(r, "p_best", None)), "yes" if r.tied else "", num(r.seconds, ".0f"), r.state]
 
 
 ONE_SEED = "one seed per candidate: no interval available"
@@ -194,7 +193,9 @@ ONE_SEED = "one seed per candidate: no interval available"
 
 def ranking_caption(ranked, val_images: int | None = None) -> str:
     if results.has_intervals(ranked):
-        ties = "tied = 95% Student-t interval over seeds overlaps the leader's"
+        ties = ("score = seed-adjusted mean of −(final val loss, nats per image), or of val top-1 for older studies; "
+                "seeds are paired (same images, order and init seed for every candidate); tied = the leader's lead is "
+                "within the 95% margin of the paired fit; P(best) = probability of being best under that fit")
     elif val_images and not blank(best := ranked["acc_mean"].max()):
         se = 100 * results.val_standard_error(best, val_images)  # at the leader's score, in points
         # 1.96·√2·se: the 95% margin of the gap between two scores that each carry this error
@@ -203,7 +204,7 @@ def ranking_caption(ranked, val_images: int | None = None) -> str:
     else:
         ties = f"{ONE_SEED}, differences may be noise (use --seeds 3)"
     return (f"{ties}; measured × = built network's multiply-adds / the base's; proxy = the network as trained (data's "
-            "classes and channels, proxy side); acts = conv and linear output elements; best epoch: most common over seeds")
+            "classes and channels, proxy width and side); acts = conv and linear output elements; time: training, all seeds")
 
 
 def ranking_table(ranked, title: str, top: int | None = None, val_images: int | None = None) -> Table:
@@ -242,6 +243,12 @@ class RichProgress(search.Progress):
                   f"{r.feasible_nominal} nominal, {r.feasible_measured} measured at {plan.base.resolution} px "
                   f"(constraint: {plan.space.constraint}); data {plan.data.name}: {len(plan.data.train_y)} train / "
                   f"{len(plan.data.val_y)} val images", highlight=False)
+        p, d = plan.space.proxy, plan.design
+        err.print(f"proxy: {plan.base.name} narrowed to width ×{d.width:g}, {d.side} px × γ{' (auto)' if d.auto else ''}, "
+                  f"{p.epochs} epochs of {min(p.train, len(plan.data.train_y))} images per seed, {p.seeds} paired seeds "
+                  f"(up to {p.max_seeds} while tied), scored on {len(plan.data.val_y)} val images by "
+                  f"{'val loss' if p.score == 'loss' else 'val top-1'}; proxy cost ratios within {d.deviation:.0%} of "
+                  f"the target's (proxy MACs max/min {d.spread:.2f})", highlight=False)
         if done:
             err.print(f"resuming: {done} of {total} trials already done", highlight=False)
         self.bar.start()
@@ -262,6 +269,15 @@ class RichProgress(search.Progress):
 
     def finished(self, state: str, acc: float | None) -> None:
         self.bar.advance(self.overall)
+
+    def failed(self, reason: str) -> None:
+        self.bar.console.print(f"{self.label}: {reason}", highlight=False)
+
+    def round(self, name: str, queued: int) -> None:
+        self.bar.console.print(f"{name}: {queued} more trials", highlight=False)
+        task = next((t for t in self.bar.tasks if t.id == self.overall), None)
+        if task is not None and task.total is not None:
+            self.bar.update(self.overall, total=task.total + queued)
 
     def stop(self) -> None:
         if self.overall is not None:  # a bar never started would still print a blank line
@@ -292,7 +308,8 @@ def run(
     trials: Optional[int] = typer.Option(None, help="Candidates to sample (not grid)."),
     pruner: Optional[str] = typer.Option(None, help="none, median, sha or hyperband."),
     epochs: Optional[int] = typer.Option(None, help="Proxy epochs per candidate."),
-    seeds: Optional[int] = typer.Option(None, help="Training runs per candidate."),
+    seeds: Optional[int] = typer.Option(None, help="Paired seeds every candidate gets."),
+    max_seeds: Optional[int] = typer.Option(None, help="Racing: seeds a candidate may get while tied with the leader."),
     train_images: Optional[int] = typer.Option(None, "--train", help="Training images per proxy run."),
     val_images: Optional[int] = typer.Option(None, "--val", help="Validation images."),
     batch_size: Optional[int] = typer.Option(None, help="Proxy batch size."),
@@ -311,7 +328,7 @@ def run(
 ) -> None:
     """Search (α, β, γ) under the budget with short proxy runs, rank, extrapolate and export."""
     options = search.RunOptions(base=base, space=space, data=data, device=device, budget=budget, constraint=constraint,
-                                tolerance=tolerance, sampler=sampler, trials=trials, pruner=pruner, epochs=epochs, seeds=seeds,
+                                tolerance=tolerance, sampler=sampler, trials=trials, pruner=pruner, epochs=epochs, seeds=seeds, max_seeds=max_seeds,
                                 train=train_images, val=val_images, batch_size=batch_size, resolution=proxy_resolution,
                                 study=study, storage=storage_url, results_dir=results_dir, compile=compile_step)
     if restart:
@@ -341,9 +358,12 @@ def finish(plan: search.Plan, st: optuna.Study) -> None:
         fail("no candidate completed; see the status column of scalesearch show --all")
     doc = export.coefficients_document(st, ranked, plan.base)
     export.write_json(doc, plan.results_dir / "coefficients.json")
-    w = ranked.iloc[0]
+    w = results.winner(ranked)
+    v = race.verdict(trials)
     out.print(f"winner: α={w.alpha:g} β={w.beta:g} γ={w.gamma:g}  nominal {w.nominal:.2f}×, measured {w.measured_target:.2f}× "
               f"MACs at {int(w.target_resolution)} px; proxy val top-1 {pct(w.acc_mean)}%", highlight=False)
+    if v is not None:
+        out.print(verdict_line(v, len(ranked)), highlight=False)
     fam = family.family_table(plan.base, w.alpha, w.beta, w.gamma)
     out.print(family_rich(fam, f"Family of {plan.base.name} (φ = 0 … 7, 1000 classes)"))
     out.print(f"wrote {plan.results_dir}/trials.csv, ranking.csv, coefficients.json", highlight=False)
@@ -378,6 +398,12 @@ def sorted_ranking(ranked, sort: str):
     return ranked.sort_values(column, ascending=order != "desc", kind="stable", na_position="last")
 
 
+def verdict_line(v, candidates: int) -> str:
+    p = "no estimate" if blank(v.p_best) else f"{pct(v.p_best)}%"
+    return (f"verdict: {v.words}: P(best) {p} at φ = {v.stage}; {len(v.tied)} of {candidates} candidates tied at "
+            f"φ = 1; {v.reason}")
+
+
 def markdown_ranking(ranked, title: str, val_images: int | None = None) -> str:
     head = [h.replace("\n", " ") for h in RANKING_HEADERS]
     rows = ["| " + " | ".join(c.replace("|", "\\|") for c in ranking_cells(r)) + " |" for r in ranked.itertuples()]
@@ -404,7 +430,9 @@ def show(
     if top is not None and top < 1:
         fail(f"--top must be >= 1, got {top}")
     st, url = recorded_study(name, study, storage_url, results_dir)
-    ranked = sorted_ranking(results.ranking(results.trials_frame(st), include_all=show_all), sort)
+    trials = results.trials_frame(st)
+    ranked = sorted_ranking(results.ranking(trials, include_all=show_all), sort)
+    v, candidates = race.verdict(trials), int((ranked["seeds"] > 0).sum()) if len(ranked) else 0
     ranked = ranked.head(top) if top else ranked
     epochs = st.user_attrs["config"].get("proxy", {}).get("epochs", "?")
     val_images = st.user_attrs["config"].get("data", {}).get("val")
@@ -414,12 +442,15 @@ def show(
     elif fmt == "json":
         doc = {"study": st.study_name, "storage": storage.redact(url), "proxy_epochs": epochs, "val_images": val_images,
                "interval_available": results.has_intervals(ranked), "units": SHOW_UNITS,
+               "verdict": export.verdict_document(st),
                "candidates": json.loads(ranked.to_json(orient="records"))}
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "markdown":
-        sys.stdout.write(markdown_ranking(ranked, title, val_images))
+        sys.stdout.write(markdown_ranking(ranked, title, val_images) + (f"\n{verdict_line(v, candidates)}\n" if v else ""))
     else:
         out.print(ranking_table(ranked, title, val_images=val_images))
+        if v is not None:
+            out.print(verdict_line(v, candidates), highlight=False)
     if ranked.empty:
         err.print("no complete candidate" + ("" if show_all else "; --all also lists pruned and failed ones"), highlight=False)
 

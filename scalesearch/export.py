@@ -28,7 +28,8 @@ from .cost import network_cost
 from .errors import ScaleSearchError
 from .family import RESOLUTION_MULTIPLE, family_table, member
 from .files import write_text
-from .results import has_intervals
+from .race import verdict
+from .results import has_intervals, trials_frame
 
 if TYPE_CHECKING:
     import optuna
@@ -61,11 +62,21 @@ def coefficients_document(study: optuna.Study, ranked: pd.DataFrame, base: BaseN
         "proxy_val_top1": {"mean": float(w["acc_mean"]), "std": _num(w["acc_std"]), "ci95": _num(w["ci95"]),
                            "seeds": int(w["seeds"]), "interval_available": has_intervals(ranked),
                            "tied_candidates": max(0, int(ranked["tied"].sum()) - 1) if has_intervals(ranked) else None},
+        "verdict": verdict_document(study),
         **{k: doc[k] for k in ("base", "resolution_multiple", "family", "equivalents")},
         "units": doc["units"] | {"proxy_val_top1": "fraction of validation images"},
         "provenance": {"study": study.study_name, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "scalesearch_version": __version__, **config},
     }
+
+
+def verdict_document(study: optuna.Study) -> dict[str, Any] | None:
+    """How far the evidence carries the winner (:func:`scalesearch.race.verdict`); None for older studies."""
+    v = verdict(trials_frame(study))
+    if v is None:
+        return None
+    return {"resolved": v.resolved, "words": v.words, "p_best": _num(v.p_best), "decided_at_phi": v.stage,
+            "tied_at_phi1": [list(c) for c in v.tied], "reason": v.reason}
 
 
 def _num(x: Any) -> float | None:

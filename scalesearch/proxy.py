@@ -38,8 +38,33 @@ from .space import ProxySettings
 EpochHook = Callable[[int, float, float], None]
 
 
+# A mean training loss this many times the uniform guess's ln(classes) means the weights blew up.
+EXPLODED = 10
+
+
 class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training or validation loss became NaN or infinite."""
+
+
+class DidNotLearn(RuntimeError):
+    """Training ended with a val top-1 that chance alone explains: no score to rank."""
+
+
+def require_learning(result: ProxyResult, num_classes: int, val_images: int) -> None:
+    """Raise :class:`DidNotLearn` when the final val loss and val top-1 are both no better than chance.
+
+    The classifier starts at zero, so every network starts at the uniform guess's loss,
+    ln(classes), whatever the label smoothing. A run whose val loss ends no lower than
+    that and whose val top-1 lies within 3 standard errors of chance has learned
+    nothing, and ranking it would rank noise (a learning rate of 1e6 keeps the training
+    loss finite near 1e20 and predicts one class).
+    """
+    chance, uniform = 1 / num_classes, math.log(num_classes)
+    bar = chance + 3 * math.sqrt(chance * (1 - chance) / val_images)
+    if result.val_loss[-1] >= uniform and result.final_acc <= bar:
+        raise DidNotLearn(f"did not learn: val loss {result.val_loss[-1]:.3g} is no lower than the uniform guess's "
+                          f"{uniform:.3f} and val top-1 {result.final_acc:.1%} is chance level ({chance:.1%} for "
+                          f"{num_classes} classes)")
 
 
 @dataclass
@@ -125,11 +150,14 @@ def train(
     on_epoch: EpochHook | None = None,
     on_step: Callable[[int, int], None] | None = None,
     compile: bool = False,
+    every_epoch: bool = True,
 ) -> ProxyResult:
     """Train `spec` from scratch for ``settings.epochs`` epochs; evaluate after each.
 
     Deterministic on the CPU for a given seed (weights, shuffling, augmentation,
-    dropout). Raises :class:`Diverged` on a NaN/inf loss. `compile` runs the
+    dropout). Raises :class:`Diverged` on a NaN/inf loss. Without `every_epoch`
+    only the last epoch is evaluated (pruners need every epoch; racing does not).
+    `compile` runs the
     training steps through torch.compile; it pays only on long runs (on 2 CPU
     cores B0 took 158 s to compile and then trained at 0.92× eager speed).
     """
@@ -165,15 +193,20 @@ def train(
             if on_step:
                 on_step(step, total)
         train_loss = loss_sum.item() / data.num_train  # the one sync per epoch
-        if not math.isfinite(train_loss):
-            raise Diverged(f"training loss became {train_loss} in epoch {epoch + 1}")
+        if not math.isfinite(train_loss) or train_loss > EXPLODED * math.log(data.num_classes):
+            raise Diverged(f"training loss became {train_loss:.3g} in epoch {epoch + 1} "
+                           f"(it starts at ln({data.num_classes}) = {math.log(data.num_classes):.3f})")
+        result.train_images += data.num_train
+        if not every_epoch and epoch + 1 < settings.epochs:
+            continue
         recalibrate_bn(net, data, settings.batch_size, resolution, amp, gen)
         acc, val_loss = evaluate(net, data, settings.batch_size, resolution, amp)
+        if not math.isfinite(val_loss):
+            raise Diverged(f"validation loss became {val_loss} in epoch {epoch + 1}")
         result.train_loss.append(train_loss)
         result.val_acc.append(acc)
         result.val_loss.append(val_loss)
         result.seconds = time.perf_counter() - start
-        result.train_images += data.num_train
         if on_epoch:
             on_epoch(epoch, acc, val_loss)
     return result

@@ -1,28 +1,31 @@
 """From a study to tables: every trial as a DataFrame row, candidates ranked with honest ties.
 
 A candidate is one (α, β, γ) at one φ; its seeds are separate trials. The rank
-orders candidates by mean final validation top-1 over their complete seeds.
-With two or more seeds each mean gets a 95% Student-t interval and every
-candidate whose interval overlaps the leader's is marked tied with it; with a
-single seed no interval exists and the table says so, with the val sample's
-standard error (:func:`val_standard_error`) as a floor on the noise.
+orders candidates by their seed-adjusted mean score (:mod:`scalesearch.race`:
+−final val loss for new studies, val top-1 for older ones); a candidate is tied
+with the leader when the paired fit cannot separate them at 95%, and P(best) is
+its probability of being best under that fit. With a single seed no noise
+estimate exists and the table says so, with the val sample's standard error
+(:func:`val_standard_error`) as a floor on the noise.
 
 >>> import pandas as pd
 >>> trials = pd.DataFrame({"state": ["COMPLETE"] * 4, "alpha": [1.2, 1.2, 1.1, 1.1], "beta": [1.1] * 4,
-...                        "gamma": [1.15] * 4, "phi": [1] * 4, "value": [0.80, 0.82, 0.70, 0.71]})
->>> r = ranking(trials)  # two seeds: t(1) = 12.7 makes both intervals wide, so they tie
+...                        "gamma": [1.15] * 4, "phi": [1] * 4, "seed": [0, 1, 0, 1], "value": [0.80, 0.82, 0.70, 0.71]})
+>>> r = ranking(trials)  # paired: the gap is 10 and 11 points on the same two seeds, not noise
 >>> list(r["alpha"]), list(r["tied"])
-([1.2, 1.1], [True, True])
+([1.2, 1.1], [True, False])
 """
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
+
+from . import race
+from .files import write_text
 
 # Two-sided 95% Student-t quantiles for 1 … 30 degrees of freedom; 1.96 beyond.
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -51,6 +54,7 @@ def val_standard_error(acc: float, val_images: int) -> float:
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial, every recorded attribute a column (grid-race placeholders left out)."""
     rows = []
+    kind = score_kind(study)
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         if a.get("unqueued") or "alpha" not in a:
@@ -60,14 +64,22 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row["phi"] = a.get("phi", 1)
         if t.state.name == "FAIL" and not row["fail_reason"]:
             row["fail_reason"] = "worker lost (no heartbeat)" if "failed_trial" not in t.system_attrs else "retried"
+        losses = a.get("val_loss") or []
+        row["loss"] = losses[-1] if losses else None
+        row["score"] = (-row["loss"] if row["loss"] is not None else None) if kind == "loss" else t.value
         accs = a.get("val_acc") or []
         row["epochs_done"] = len(accs)
         row["val_acc_per_epoch"] = " ".join(f"{x:.4f}" for x in accs)
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["started"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
         rows.append(row)
-    columns = ["trial", "state", "value", *ATTRS, "epochs_done", "val_acc_per_epoch", "retry_of", "started"]
+    columns = ["trial", "state", "value", "loss", "score", *ATTRS, "epochs_done", "val_acc_per_epoch", "retry_of", "started"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def score_kind(study: optuna.Study) -> str:
+    """What ranks the study's candidates: "loss" (−final val loss) or "acc" (studies before scores existed)."""
+    return study.user_attrs.get("config", {}).get("proxy", {}).get("score", "acc")
 
 
 def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = False) -> pd.DataFrame:
@@ -95,12 +107,12 @@ def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = Fal
             "seconds": g["seconds"].sum(min_count=1) if "seconds" in g else math.nan,
             "state": _state(g, names),
         })
-    out = pd.DataFrame(rows)
-    ranked = out[out["seeds"] > 0].sort_values("acc_mean", ascending=False, kind="stable").reset_index(drop=True)
+    out = _with_race(pd.DataFrame(rows), df)
+    ranked = out[out["seeds"] > 0].sort_values(["score_mean", "acc_mean"], ascending=False, kind="stable")
+    ranked = _winner_first(ranked, race.verdict(trials) if phi == 1 and "score" in trials else None)
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
-    ranked["tied"] = _ties(ranked)
     if include_all:
-        rest = out[out["seeds"] == 0].assign(rank=None, tied=False)
+        rest = out[out["seeds"] == 0].assign(rank=None, tied=False, winner=False)
         ranked = pd.concat([ranked, rest[ranked.columns]], ignore_index=True) if len(rest) else ranked
     return ranked
 
@@ -114,6 +126,9 @@ def _candidate_names(trials: pd.DataFrame) -> dict[int, str]:
 
 def _state(g: pd.DataFrame, names: dict[int, str]) -> str:
     """complete / pruned / failed: <reason>, from the candidate's seeds."""
+    # A seed that failed and then ran again (Ctrl-C, a lost worker) is told by its re-run, not by the failure.
+    ran = set(g.loc[g["state"].isin(["COMPLETE", "PRUNED"]), "seed"]) if "seed" in g else set()
+    g = g[~((g["state"] == "FAIL") & g["seed"].isin(ran))] if ran else g
     states = set(g["state"])
     if states == {"COMPLETE"} and "shared_from" in g and g["shared_from"].notna().all():
         twin = int(g["shared_from"].iloc[0])
@@ -129,15 +144,28 @@ def _state(g: pd.DataFrame, names: dict[int, str]) -> str:
     return next(iter(states)).lower()
 
 
-def _ties(ranked: pd.DataFrame) -> list[bool]:
-    """Tied with the leader when the 95% intervals overlap; nothing is tied without intervals."""
-    if ranked.empty:
-        return []
-    lead = ranked.iloc[0]
-    if math.isnan(lead["ci95"]):
-        return [False] * len(ranked)
-    low = lead["acc_mean"] - lead["ci95"]
-    return [bool(not math.isnan(r.ci95) and r.acc_mean + r.ci95 >= low) for r in ranked.itertuples()]
+def _winner_first(ranked: pd.DataFrame, v: race.Verdict | None) -> pd.DataFrame:
+    """The verdict's winner on top: it is tied with the φ = 1 leader, and φ = 2 chose it among those tied."""
+    is_winner = [v is not None and (r.alpha, r.beta, r.gamma) == v.winner for r in ranked.itertuples()]
+    return ranked.assign(winner=is_winner).sort_values("winner", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _with_race(out: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Add the paired fit (:mod:`scalesearch.race`): seed-adjusted score, P(best), tied with the leader."""
+    trials = trials.assign(score=trials["score"] if "score" in trials else trials["value"])
+    if "network" not in trials:
+        trials = trials.assign(network=None)
+    obs = race.observations(trials, trials["phi"].iloc[0]) if trials["phi"].nunique() == 1 else pd.DataFrame()
+    if obs.empty:
+        return out.assign(score_mean=math.nan, p_best=math.nan, tied=False)
+    f = race.fit(obs)
+    tied, p_best = set(f.tied()) if f.dof else set(), f.p_best()
+    net = {}
+    for r in trials.itertuples():
+        net[(r.phi, r.alpha, r.beta, r.gamma)] = r.network if isinstance(r.network, str) else f"{r.alpha}/{r.beta}/{r.gamma}"
+    keys = [net.get(tuple(r[k] for k in KEY)) for _, r in out.iterrows()]
+    return out.assign(score_mean=[f.means.get(k, math.nan) for k in keys], p_best=[p_best.get(k, math.nan) for k in keys],
+                      tied=[k in tied for k in keys])
 
 
 def has_intervals(ranked: pd.DataFrame) -> bool:
@@ -149,11 +177,8 @@ def winner(ranked: pd.DataFrame) -> pd.Series | None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so no reader ever sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write via a temporary file and rename (no reader sees half a file); OS errors are one line."""
+    write_text(path, text)
 
 
 def write_tables(study: optuna.Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import math
 import os
 import re
 import signal
@@ -38,7 +39,7 @@ import torch
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
-from . import __version__, proxy
+from . import __version__, fidelity, proxy, race, results
 from .arch import BaseNetwork, NetworkSpec, load_base
 from .data import Dataset, DeviceData, load_data, subset
 from .errors import ScaleSearchError
@@ -70,6 +71,7 @@ class RunOptions:
     pruner: str | None = None
     epochs: int | None = None
     seeds: int | None = None
+    max_seeds: int | None = None
     train: int | None = None
     val: int | None = None
     batch_size: int | None = None
@@ -86,11 +88,12 @@ class Plan:
     options: RunOptions
     space: SearchSpace
     base: BaseNetwork
-    data: Dataset
+    data: Dataset  # the pool every seed draws its training subset from, and the fixed val images
     report: GridReport
     study_name: str
     storage_url: str
     results_dir: Path
+    design: fidelity.ProxyDesign
 
     @property
     def grid(self) -> bool:
@@ -107,8 +110,10 @@ class Plan:
             "space": {"name": self.space.name, "path": self.space.path, "budget": self.space.budget,
                       "tolerance": self.space.tolerance, "constraint": self.space.constraint,
                       "sampler": self.space.sampler, "trials": self.space.trials, "pruner": self.space.pruner,
+                      "contenders": self.space.contenders, "phi2": self.space.phi2,
                       "alpha": asdict(self.space.alpha), "beta": asdict(self.space.beta), "gamma": asdict(self.space.gamma)},
             "proxy": asdict(self.space.proxy),
+            "proxy_design": asdict(self.design),
             "data": {"spec": self.options.data, "name": self.data.name, "source": self.data.source,
                      "classes": self.data.num_classes, "channels": self.data.in_channels,
                      "train": len(self.data.train_y), "val": len(self.data.val_y)},
@@ -127,22 +132,26 @@ def default_study_name(base: BaseNetwork, space: SearchSpace, data_spec: str) ->
 def prepare(options: RunOptions) -> Plan:
     """Resolve and validate every option; raises ScaleSearchError, writes nothing."""
     overrides = {k: getattr(options, k) for k in ("constraint", "tolerance", "sampler", "trials", "pruner",
-                                                    "epochs", "seeds", "train", "val", "batch_size", "resolution")}
+                                                    "epochs", "seeds", "max_seeds", "train", "val", "batch_size",
+                                                    "resolution")}
     if options.budget is not None:
         overrides["budget"] = parse_budget(options.budget)
     space = load_space(options.space).with_overrides(**overrides)
     base = load_base(options.base)
     data = load_data(options.data)
     p = space.proxy
-    data = subset(data, min(p.train, len(data.train_y)), min(p.val, len(data.val_y)), seed=p.seed)
+    # Each seed draws its own training subset from this pool; the val images are the same for all.
+    data = subset(data, min(p.train * p.max_seeds, len(data.train_y)), min(p.val, len(data.val_y)), seed=p.seed)
     report = feasible_grid(space, base, data.num_classes, data.in_channels)
     require_feasible(report, space)
+    space, design = fidelity.resolve(space, base, [a.candidate for a in report.feasible], data.num_classes, data.in_channels)
+    report = feasible_grid(space, base, data.num_classes, data.in_channels)
     name = options.study or default_study_name(base, space, options.data)
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise ScaleSearchError(f"--study must use letters, digits, '.', '_' or '-', got {name!r}")
     results_dir = Path(options.results_dir) / name
     url = options.storage or f"sqlite:///{results_dir / 'study.db'}"
-    return Plan(options, space, base, data, report, name, url, results_dir)
+    return Plan(options, space, base, data, report, name, url, results_dir, design)
 
 
 def open_study(plan: Plan, create: bool = True) -> optuna.Study:
@@ -186,8 +195,9 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def seed_list(space: SearchSpace) -> list[int]:
-    return [space.proxy.seed + k for k in range(space.proxy.seeds)]
+def seed_list(space: SearchSpace, count: int | None = None) -> list[int]:
+    """The seeds every candidate gets (or the first `count`): consecutive from the space's `seed`."""
+    return [space.proxy.seed + k for k in range(space.proxy.seeds if count is None else count)]
 
 
 def _key(c: Candidate) -> tuple[float, float, float]:
@@ -215,22 +225,29 @@ def enqueue_grid(plan: Plan, study: optuna.Study) -> int:
     return enqueue(plan, study, [a.candidate for a in plan.report.feasible], phi=1)
 
 
-def enqueue(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: int = 1) -> int:
+def enqueue(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: int = 1,
+            seeds: list[int] | None = None) -> int:
     """Queue each (candidate, seed) at `phi` that has no trial yet; returns how many were added.
 
-    φ = 1 is the search itself; φ = 2 trains the coefficients squared (the transfer check).
+    φ = 1 is the search itself; φ = 2 trains the coefficients squared (twins and contenders,
+    and the transfer check). `seeds` defaults to the seeds every candidate gets.
     """
     have = {(_key(c), t.user_attrs.get("seed"), t.user_attrs.get("phi", 1)) for t in study.get_trials(deepcopy=False)
             if (c := trial_candidate(t)) and _is_done(t)}
     added = 0
     for c in candidates:
-        for seed in seed_list(plan.space):
+        for seed in seed_list(plan.space) if seeds is None else seeds:
             if (_key(c), seed, phi) in have:
                 continue
             attrs = {"queued": True, "seed": seed, "phi": phi, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma}
             study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
             added += 1
     return added
+
+
+def _is_nan_warning(message: str) -> bool:
+    """Optuna's two warnings for an objective that returned NaN (a candidate failed with a recorded reason)."""
+    return "failed with value nan" in message or "The value nan is not acceptable" in message
 
 
 class Progress:
@@ -241,6 +258,8 @@ class Progress:
     def step(self, step: int, total: int) -> None: ...
     def epoch(self, epoch: int, acc: float) -> None: ...
     def finished(self, state: str, acc: float | None) -> None: ...
+    def failed(self, reason: str) -> None: ...
+    def round(self, name: str, queued: int) -> None: ...
 
 
 @dataclass
@@ -255,9 +274,23 @@ class Worker:
 
     def __post_init__(self) -> None:
         proxy.configure(self.device)
-        self.data = DeviceData(self.plan.data, self.device)
+        self._data: dict[int, DeviceData] = {}
         self.stopping = threading.Event()  # Ctrl-C or SIGTERM seen
         self.training = False  # inside the objective, where a stop may interrupt at once
+
+    def data(self, seed: int) -> DeviceData:
+        """Seed `seed`'s training subset (and the shared val images) on the device.
+
+        Every candidate trained with one seed sees the same images, order, augmentation
+        and init seed (common random numbers), so differences between candidates are not
+        differences between data samples; another seed draws another subset.
+        """
+        if seed not in self._data:
+            self._data.clear()  # racing goes seed by seed: keep one subset on the device
+            p = self.plan.space.proxy
+            ds = subset(self.plan.data, min(p.train, len(self.plan.data.train_y)), None, seed)
+            self._data[seed] = DeviceData(ds, self.device)
+        return self._data[seed]
 
     def work(self) -> None:
         """Run trials until the queue (grid) or the trial budget (other samplers) is used up.
@@ -268,12 +301,14 @@ class Worker:
         the worker finishes that step first, so no trial is left RUNNING without a heartbeat.
         """
         # Ctrl-C is no error: keep Optuna's "trial failed" warning and its traceback off the screen.
-        optuna_log, quiet = logging.getLogger("optuna.study._optimize"), lambda record: not self.stopping.is_set()
+        # A failed candidate is reported once by the progress (its reason); Optuna's NaN warning would repeat it.
+        optuna_log = logging.getLogger("optuna.study._optimize")
+        quiet = lambda record: not self.stopping.is_set() and not _is_nan_warning(record.getMessage())
         optuna_log.addFilter(quiet)
         try:
             with self._stop_safely():
                 if not self._finished():
-                    self.study.optimize(self._objective, n_trials=None, catch=(proxy.Diverged, torch.OutOfMemoryError),
+                    self.study.optimize(self._objective, n_trials=None,
                                         callbacks=[self._stop_when_finished], gc_after_trial=False)
         finally:
             optuna_log.removeFilter(quiet)
@@ -364,7 +399,7 @@ class Worker:
             # again: the later copy stands aside and does not count.
             trial.set_user_attr("unqueued", True)
             raise optuna.TrialPruned("already evaluated")
-        a = assess(plan.base, trained, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels)
+        a = assess(plan.base, trained, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels, space.proxy.width)
         for k, v in {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "phi": phi, "seed": seed, "nominal": a.nominal,
                      "measured_target": a.measured_target, "measured_proxy": a.measured_proxy,
                      "target_resolution": a.target_resolution, "proxy_resolution": a.proxy_resolution,
@@ -372,7 +407,7 @@ class Worker:
                      "acts_proxy": a.acts_proxy, "device": str(self.device),
                      "worker": f"{socket.gethostname()}:{os.getpid()}"}.items():  # who trained it
             trial.set_user_attr(k, v)
-        spec = candidate_spec(plan.base, trained, a.proxy_resolution)
+        spec = candidate_spec(plan.base, trained, a.proxy_resolution, space.proxy.width)
         trial.set_user_attr("network", network_key(spec))
         self.progress.candidate(trained, seed, a.proxy_resolution, space.proxy.epochs)
         twin = self._twin(trial, spec, seed)
@@ -393,19 +428,23 @@ class Worker:
                 self.progress.finished("pruned", acc)
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
+        data = self.data(seed)
         try:
-            r = proxy.train(spec, self.data, space.proxy,
-                            a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step, compile=self.compile)
+            r = proxy.train(spec, data, space.proxy, a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step,
+                            compile=self.compile, every_epoch=space.pruner != "none")
+            proxy.require_learning(r, data.num_classes, data.num_val)
         except proxy.Diverged as exc:
-            self._fail(trial, f"diverged: {exc}")
-            raise
+            return self._fail(trial, f"diverged: {exc}")
+        except proxy.DidNotLearn as exc:
+            return self._fail(trial, str(exc))
         except torch.OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            self._fail(trial, f"out of memory on {self.device} at {a.proxy_resolution} px")
-            raise
+            return self._fail(trial, f"out of memory on {self.device} at {a.proxy_resolution} px")
         for k, v in {"val_acc": r.val_acc, "val_loss": r.val_loss, "train_loss": r.train_loss,
-                     "seconds": r.seconds, "best_epoch": r.best_epoch + 1, "best_acc": max(r.val_acc)}.items():
+                     "seconds": r.seconds, "best_acc": max(r.val_acc),
+                     # without a pruner only the last epoch is evaluated
+                     "best_epoch": r.best_epoch + 1 if space.pruner != "none" else space.proxy.epochs}.items():
             trial.set_user_attr(k, v)
         if not queued and not plan.grid:
             self._queue_other_seeds(c, seed)
@@ -454,9 +493,12 @@ class Worker:
         self.progress.finished("complete", accs[-1])
         return float(twin.value)
 
-    def _fail(self, trial: optuna.Trial, reason: str) -> None:
+    def _fail(self, trial: optuna.Trial, reason: str) -> float:
+        """Record why the candidate has no score; NaN makes Optuna fail the trial without a traceback."""
         trial.set_user_attr("fail_reason", reason)
         self.progress.finished("failed", None)
+        self.progress.failed(reason)
+        return math.nan
 
     def _queue_other_seeds(self, c: Candidate, seed: int) -> None:
         for s in seed_list(self.plan.space):
@@ -491,8 +533,23 @@ def run(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, op
     plan, study = start(options)
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
-    Worker(plan, study, device, progress, options.compile).work()
+    worker = Worker(plan, study, device, progress, options.compile)
+    worker.work()
+    while queue_next_round(plan, study, progress):
+        worker.work()
     return plan, study
+
+
+def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None = None) -> int:
+    """Queue what the race (:func:`scalesearch.race.next_round`) asks for next; returns how many trials."""
+    s = plan.space
+    if not plan.grid:
+        return 0
+    name, todo = race.next_round(results.trials_frame(study), seed_list(s), s.proxy.max_seeds, s.contenders, s.phi2)
+    added = sum(enqueue(plan, study, [Candidate(a, b, g)], phi=phi, seeds=[seed]) for a, b, g, seed, phi in todo)
+    if added and progress:
+        progress.round(name, added)
+    return added
 
 
 def start(options: RunOptions) -> tuple[Plan, optuna.Study]:

@@ -87,6 +87,7 @@ SAMPLERS = ("grid", "tpe", "random", "qmc", "cmaes")
 PRUNERS = ("none", "median", "sha", "hyperband")
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 SCHEDULES = ("cosine", "constant", "step")
+SCORES = ("loss", "acc")
 
 # A guard, not a science: beyond this the grid takes minutes to assess and
 # cannot be trained anyway; a coarser step is almost certainly what was meant.
@@ -140,10 +141,11 @@ class Range:
 class ProxySettings:
     """The short training run that scores a candidate (see :mod:`scalesearch.proxy`)."""
 
-    resolution: int = 32
+    resolution: int | str = "auto"
+    width: float = 0.35
     epochs: int = 2
     train: int = 1200
-    val: int = 500
+    val: int = 1500
     batch_size: int = 64
     optimizer: str = "adamw"
     lr: float = 0.004
@@ -155,6 +157,8 @@ class ProxySettings:
     bn_momentum: float = 0.1
     drop_path: float = 0.0
     seeds: int = 1
+    max_seeds: int = 3
+    score: str = "loss"
     seed: int = 0
 
 
@@ -175,11 +179,15 @@ class SearchSpace:
     sampler: str = "grid"
     trials: int = 30
     pruner: str = "none"
+    contenders: int = 6
+    phi2: int = 2
     proxy: ProxySettings = ProxySettings()
 
     def with_overrides(self, **changes: Any) -> SearchSpace:
         """A copy with top-level or proxy fields replaced (``epochs=2``, ``budget="3x"``); None is ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}
+        if isinstance(changes.get("seeds"), int) and "max_seeds" not in changes:  # more seeds for all keeps racing's cap
+            changes["max_seeds"] = max(changes["seeds"], self.proxy.max_seeds)
         top = {f.name for f in fields(self)} - {"name", "path", "proxy"}
         proxy_keys = {f.name for f in fields(ProxySettings)}
         unknown = sorted(set(changes) - top - proxy_keys)
@@ -248,6 +256,12 @@ def _text(value: Any) -> str:
     return value
 
 
+def _side(value: Any) -> int | str:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 8):
+        return value
+    raise ValueError("an integer >= 8 or 'auto'")
+
+
 def _budget(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("a number > 1 such as 2 or '2x'")
@@ -264,10 +278,12 @@ _TOP: dict[str, _Check] = {
     "tolerance": _number(0, 1, low_open=True, high_open=True),
     "constraint": _choice(CONSTRAINTS),
 }
-_SEARCH: dict[str, _Check] = {"sampler": _choice(SAMPLERS), "trials": _integer(1), "pruner": _choice(PRUNERS)}
+_SEARCH: dict[str, _Check] = {"sampler": _choice(SAMPLERS), "trials": _integer(1), "pruner": _choice(PRUNERS),
+                              "contenders": _integer(0), "phi2": _integer(0)}
 _SEARCH_KEYS = frozenset(_SEARCH)
 _PROXY: dict[str, _Check] = {
-    "resolution": _integer(8),
+    "resolution": _side,
+    "width": _number(0, 4, low_open=True),
     "epochs": _integer(1),
     "train": _integer(1),
     "val": _integer(1),
@@ -282,6 +298,8 @@ _PROXY: dict[str, _Check] = {
     "bn_momentum": _number(0, 1, low_open=True),
     "drop_path": _number(0, 1, high_open=True),
     "seeds": _integer(1),
+    "max_seeds": _integer(1),
+    "score": _choice(SCORES),
     "seed": _integer(0),
 }
 _RANGE: dict[str, _Check] = {"min": _number(0, low_open=True), "max": _number(0, low_open=True), "step": _number(0, low_open=True)}
@@ -338,6 +356,8 @@ def _parse(data: dict[str, Any], where: str, name: str, path: str) -> SearchSpac
     proxy = ProxySettings(**_read(_section(data, "proxy", where), _PROXY, "proxy.", where))
     if proxy.warmup_epochs >= proxy.epochs:
         raise _fail(where, "proxy.warmup_epochs", f"an integer < proxy.epochs ({proxy.epochs})", proxy.warmup_epochs)
+    if proxy.max_seeds < proxy.seeds:
+        raise _fail(where, "proxy.max_seeds", f"an integer >= proxy.seeds ({proxy.seeds})", proxy.max_seeds)
     ranges = {axis: _range(data, axis, where) for axis in _AXES}
     _check_grid_size(ranges, where)
     return SearchSpace(name=name, path=path, description=top.pop("description", ""), source=top.pop("source", ""),
@@ -425,10 +445,15 @@ def resolution_for(base_resolution: int, gamma: float) -> int:
     return int(base_resolution * gamma + 0.5)
 
 
-def candidate_spec(base: BaseNetwork, c: Candidate, resolution: int | None = None) -> NetworkSpec:
-    """The network a candidate builds: width β, depth α, side base.resolution × γ unless given."""
+def narrowed(base: BaseNetwork, width: float) -> BaseNetwork:
+    """`base` with every channel count × `width` before the candidate's own β (the proxy's base)."""
+    return base if width == 1.0 else replace(base, width=base.width * width)
+
+
+def candidate_spec(base: BaseNetwork, c: Candidate, resolution: int | None = None, width: float = 1.0) -> NetworkSpec:
+    """The network a candidate builds: width β (on the base narrowed by `width`), depth α, side base.resolution × γ unless given."""
     res = resolution_for(base.resolution, c.gamma) if resolution is None else resolution
-    return scale(base, width=c.beta, depth=c.alpha, resolution=res)
+    return scale(narrowed(base, width), width=c.beta, depth=c.alpha, resolution=res)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -474,18 +499,22 @@ class Assessment:
     acts_proxy: int
 
 
-def assess(base: BaseNetwork, c: Candidate, proxy_resolution: int, num_classes: int = 10, in_channels: int = 3) -> Assessment:
-    """Nominal and measured cost of `c` on `base`, at the target and at `proxy_resolution`."""
-    spec = _scaled(base, c.alpha, c.beta)
+def assess(base: BaseNetwork, c: Candidate, proxy_resolution: int, num_classes: int = 10, in_channels: int = 3,
+           proxy_width: float = 1.0) -> Assessment:
+    """Nominal and measured cost of `c` on `base`, at the target and at the proxy.
+
+    The proxy is `c` built on the base narrowed by `proxy_width`, at `proxy_resolution` × γ.
+    """
     target_res = resolution_for(base.resolution, c.gamma)
     proxy_res = resolution_for(proxy_resolution, c.gamma)
-    target = _cost(spec, target_res, 1000, 3)
-    proxy = _cost(spec, proxy_res, num_classes, in_channels)
+    target = _cost(_scaled(base, c.alpha, c.beta), target_res, 1000, 3)
+    small = narrowed(base, proxy_width)
+    proxy = _cost(_scaled(small, c.alpha, c.beta), proxy_res, num_classes, in_channels)
     return Assessment(
         candidate=c,
         nominal=c.nominal,
         measured_target=target.macs / _base_macs(base, base.resolution),
-        measured_proxy=proxy.macs / _base_macs(base, proxy_resolution, num_classes, in_channels),
+        measured_proxy=proxy.macs / _base_macs(small, proxy_resolution, num_classes, in_channels),
         target_resolution=target_res,
         proxy_resolution=proxy_res,
         macs_target=target.macs,
@@ -531,7 +560,8 @@ class GridReport:
 
 def feasible_grid(space: SearchSpace, base: BaseNetwork, num_classes: int = 10, in_channels: int = 3) -> GridReport:
     """Assess every grid point of `space` on `base` against its budget and tolerance."""
-    every = [assess(base, c, space.proxy.resolution, num_classes, in_channels) for c in grid(space)]
+    side = space.proxy.resolution if isinstance(space.proxy.resolution, int) else base.resolution
+    every = [assess(base, c, side, num_classes, in_channels, space.proxy.width) for c in grid(space)]
     ok = {k: [a for a in every if within(a, space.budget, space.tolerance, k)] for k in CONSTRAINTS}
     feasible = ok[space.constraint]
     closest: list[Assessment] = []
@@ -642,6 +672,6 @@ def suggest(trial: Any, space: SearchSpace, base: BaseNetwork, num_classes: int 
 
 __all__ = [
     "SPACES_DIR", "CONSTRAINTS", "SAMPLERS", "PRUNERS", "OPTIMIZERS", "SCHEDULES", "Range", "ProxySettings", "SearchSpace", "Candidate", "Assessment", "GridReport",
-    "parse_budget", "known_spaces", "load_space", "resolution_for", "candidate_spec", "assess", "within",
+    "parse_budget", "known_spaces", "load_space", "resolution_for", "narrowed", "candidate_spec", "assess", "within",
     "grid", "feasible_grid", "require_feasible", "manifold_size", "suggest",
 ]

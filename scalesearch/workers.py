@@ -156,4 +156,6 @@ def run(options: search.RunOptions, workers: int = 1, devices: str | None = None
     done, total = search.progress_counts(plan, study)
     on_start(plan, total, done)
     supervise(plan, study, launch(plan, layout), on_poll)
+    while search.queue_next_round(plan, study):  # the race: more seeds, then φ = 2, each round a fresh pool
+        supervise(plan, study, launch(plan, layout), on_poll)
     return plan, study

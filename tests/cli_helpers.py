@@ -52,10 +52,16 @@ step = 0.1
 min = 1.0
 max = {gamma_max}
 step = 0.1
+[search]
+phi2 = 0
 [proxy]
 resolution = 16
+width = 1.0
 epochs = {epochs}
 train = 64
 val = 32
 batch_size = 32
+seeds = 1
+max_seeds = 1
+score = "acc"
 """

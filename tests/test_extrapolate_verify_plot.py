@@ -36,8 +36,13 @@ step = 0.2
 min = 1.0
 max = 1.4
 step = 0.2
+[search]
+phi2 = 0
 [proxy]
 batch_size = 32
+width = 1.0
+max_seeds = 1
+score = "acc"
 """
 STUDY = "tiny"
 

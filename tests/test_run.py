@@ -100,7 +100,7 @@ def test_identical_networks_train_once(capsys, tmp_path) -> None:
 
 def test_a_pruned_network_is_not_trained_again(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
-    r = run_cli(capsys, *args(twins_space(tmp_path), tmp_path))
+    r = run_cli(capsys, *args(twins_space(tmp_path), tmp_path, "--pruner", "median"))
     assert r.code == 2 and r.err.rstrip().splitlines()[-1].startswith("scalesearch: error: no candidate completed")
     trials = study_of(tmp_path).get_trials(states=(TrialState.PRUNED,))
     assert len(trials) == 4
@@ -122,7 +122,7 @@ def test_tpe_samples_distinct_feasible_candidates(capsys, space_file, tmp_path) 
 def test_seeds_give_intervals(capsys, space_file, tmp_path) -> None:
     r = run_cli(capsys, *args(space_file, tmp_path, "--seeds", "2", "--epochs", "1"))
     assert r.code == 0, r.err
-    assert "95% Student-t interval over seeds" in r.out
+    assert "95% margin of the paired fit" in " ".join(r.out.split())
     ranking = pd.read_csv(next(tmp_path.glob("*/ranking.csv")))
     assert (ranking["seeds"] == 2).all() and ranking["ci95"].notna().all()
 
@@ -249,9 +249,9 @@ def test_compile_trains_the_same_network_through_torch_compile() -> None:
     torch._dynamo.utils.counters.clear()
     compiled = proxy.train(spec, data, settings, 16, seed=3, compile=True)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
-    # Same seed, same network, only the kernels' rounding differs: final val loss measured 0.004 apart,
-    # where seed 4 instead of 3 moves it by 0.10.
-    assert compiled.val_loss[-1] == pytest.approx(eager.val_loss[-1], abs=0.03)
+    # Same seed, same network, only the kernels' rounding differs: final val loss measured 0.037 apart,
+    # where seed 4 instead of 3 moves it by 0.24.
+    assert compiled.val_loss[-1] == pytest.approx(eager.val_loss[-1], abs=0.08)
 
 
 def test_compile_reaches_the_trainer_and_the_workers(capsys, space_file, tmp_path, monkeypatch) -> None:

@@ -93,7 +93,8 @@ def test_default_space_settings():
     assert space.name == "default"
     assert (space.constraint, space.sampler, space.pruner, space.budget, space.tolerance) == ("measured", "grid", "none", 2.0, 0.05)
     assert space.proxy == ProxySettings()  # the file spells out the defaults
-    assert space.proxy.resolution == 32 and space.proxy.optimizer == "adamw"
+    assert space.proxy.resolution == "auto" and space.proxy.optimizer == "adamw" and space.proxy.score == "loss"
+    assert (space.contenders, space.phi2) == (6, 2)  # the file spells out the race too
 
 
 def test_paper_and_nni_are_nominal():
