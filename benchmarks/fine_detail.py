@@ -11,7 +11,7 @@ colour field with noise, and the class shows only in fine detail:
   2 px strokes at random places and in random colours; at 64 px a glyph is a
   3 px blob.
 
-B0 (at the proxy's width) trains 3 epochs on 300 images at 128 px and is scored
+B0 (at half width unless --width says otherwise) trains 3 epochs on 300 images at 128 px and is scored
 on 150 val images (chance: 33%), once per decoded side and train augmentation.
 
     .venv/bin/python -m benchmarks.fine_detail [--quick] [--pattern stripes|glyphs] [--width 0.5]
@@ -120,7 +120,7 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--pattern", default="stripes", choices=["stripes", "glyphs"])
     parser.add_argument("--marks", type=int, default=4, help="glyphs per image")
-    parser.add_argument("--width", type=float, default=0.5, help="B0's width multiplier (the proxy's default is 0.5)")
+    parser.add_argument("--width", type=float, default=0.5, help="B0's width multiplier (default 0.5)")
     parser.add_argument("--sides", type=int, nargs="+", default=[64, 180, 256], help="decoded sides to compare")
     parser.add_argument("--augments", nargs="+", default=["auto", "pad-crop"],
                         choices=["auto", "pad-crop", "random-resized-crop"], help="train augmentations to compare")
