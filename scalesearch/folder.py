@@ -61,6 +61,8 @@ class RichReport(Report):
         self.bar = None
 
     def start(self, total: int, what: str) -> None:
+        if not self.console.is_terminal:  # a log gets the notes only (a bar there is one blank line)
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         self.bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                             console=self.console, transient=True)
