@@ -41,11 +41,12 @@ from optuna.trial import TrialState
 
 from . import __version__, fidelity, proxy, race, results
 from .arch import BaseNetwork, NetworkSpec, load_base
-from .data import Dataset, DeviceData, load_data, subset
+from .data import Dataset, DeviceData, data_shape, load_data, subset
 from .errors import ScaleSearchError
 from .files import make_folder
 from .provenance import check as check_provenance
-from .space import Candidate, GridReport, SearchSpace, assess, candidate_spec, feasible_grid, load_space, manifold_size, parse_budget, require_feasible, suggest
+from .space import (Candidate, GridReport, SearchSpace, assess, candidate_spec, feasible_grid, load_space, manifold_size,
+                    parse_budget, require_feasible, resolution_for, suggest)
 from .storage import open_storage, redact
 
 log = logging.getLogger(__name__)
@@ -138,14 +139,16 @@ def prepare(options: RunOptions) -> Plan:
         overrides["budget"] = parse_budget(options.budget)
     space = load_space(options.space).with_overrides(**overrides)
     base = load_base(options.base)
-    data = load_data(options.data)
-    p = space.proxy
-    # Each seed draws its own training subset from this pool; the val images are the same for all.
-    data = subset(data, min(p.train * p.max_seeds, len(data.train_y)), min(p.val, len(data.val_y)), seed=p.seed)
-    report = feasible_grid(space, base, data.num_classes, data.in_channels)
+    classes, channels = data_shape(options.data)
+    report = feasible_grid(space, base, classes, channels)
     require_feasible(report, space)
-    space, design = fidelity.resolve(space, base, [a.candidate for a in report.feasible], data.num_classes, data.in_channels)
-    report = feasible_grid(space, base, data.num_classes, data.in_channels)
+    space, design = fidelity.resolve(space, base, [a.candidate for a in report.feasible], classes, channels)
+    report = feasible_grid(space, base, classes, channels)
+    p = space.proxy
+    # Image folders are decoded at the largest side any trial trains at (φ = 2 members included), and only
+    # the pool every seed draws its training subset from, plus the val images all seeds share.
+    side = max(resolution_for(p.resolution, a.candidate.gamma ** 2) for a in report.feasible)
+    data = load_data(options.data, side=side, train=p.train * p.max_seeds, val=p.val, seed=p.seed)
     name = options.study or default_study_name(base, space, options.data)
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise ScaleSearchError(f"--study must use letters, digits, '.', '_' or '-', got {name!r}")
