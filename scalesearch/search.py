@@ -445,7 +445,7 @@ class Worker:
                 torch.cuda.empty_cache()
             return self._fail(trial, f"out of memory on {self.device} at {a.proxy_resolution} px")
         for k, v in {"val_acc": r.val_acc, "val_loss": r.val_loss, "train_loss": r.train_loss,
-                     "seconds": r.seconds, "best_acc": max(r.val_acc),
+                     "seconds": r.seconds, "best_acc": max(r.val_acc), "train_images": r.train_images,
                      # without a pruner only the last epoch is evaluated
                      "best_epoch": r.best_epoch + 1 if space.pruner != "none" else space.proxy.epochs}.items():
             trial.set_user_attr(k, v)

@@ -15,7 +15,7 @@ from scalesearch.errors import ScaleSearchError
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("outputs")
-    (root / "tiny.toml").write_text(tiny_space(budget=1.5, tolerance=0.05, gamma_max=1.2, epochs=1))
+    (root / "tiny.toml").write_text(tiny_space(budget=1.5, tolerance=0.05, gamma_max=1.2, epochs=2))
     with pytest.raises(SystemExit) as done:
         from scalesearch.cli import main
 

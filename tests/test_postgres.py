@@ -26,7 +26,7 @@ pytestmark = pytest.mark.postgres
 ADMIN_DSN = os.environ.get("SCALESEARCH_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PASSWORD = "s3cretpw"
 FEASIBLE = {0.3: 16, 0.1: 6}  # points of SPACE within 30% (its own) or 10% (--tolerance 0.1) of 1.5x, nominal
-SPACE = tiny_space(budget=1.5, tolerance=0.3, gamma_max=1.2, epochs=1)
+SPACE = tiny_space(budget=1.5, tolerance=0.3, gamma_max=1.2, epochs=2)
 FAST = ("--data", "synthetic:64")
 SLOW = ("--data", "synthetic:128", "--train", "128", "--epochs", "2", "--tolerance", "0.1")  # 6 candidates, ~1 s each
 # On an idle machine SLOW's 6 candidates finish before a watcher sees one complete and one running.

@@ -39,7 +39,7 @@ def test_other_settings_are_refused_and_restart_starts_again(capsys, base_args, 
     assert r.code == 0, r.err
     assert f"deleted study 's' ({len(first)} trials)" in r.err and "resuming" not in r.err
     again = study_trials(tmp_path)
-    assert all(len(t.user_attrs["val_acc"]) == 2 for t in again if t.state == TrialState.COMPLETE)
+    assert all(t.user_attrs["train_images"] == 2 * 64 for t in again if t.state == TrialState.COMPLETE)  # 2 epochs
     assert "after 2 proxy epochs" in r.out
 
     r = run_cli(capsys, *base_args, "--epochs", "2")  # the same settings resume
@@ -52,7 +52,10 @@ def test_what_may_change_between_runs(capsys, base_args, tmp_path) -> None:
     candidates = len(study_trials(tmp_path))
     r = run_cli(capsys, *base_args, "--seeds", "2")  # more seeds: an extension, not another meaning
     assert r.code == 0, r.err
-    assert len([t for t in study_trials(tmp_path) if t.state == TrialState.COMPLETE]) == 2 * candidates
+    # every (candidate, seed) once: complete, or failed because a 1-epoch tiny proxy did not learn
+    done = [t for t in study_trials(tmp_path) if t.state == TrialState.COMPLETE
+            or t.user_attrs.get("fail_reason", "").startswith("did not learn")]
+    assert len(done) == 2 * candidates
 
 
 def test_a_new_study_name_leaves_the_old_one_alone(capsys, base_args, tmp_path) -> None:

@@ -17,7 +17,7 @@ from cli_helpers import assert_user_error, run_cli, tiny_space
 from scalesearch import search, workers
 from scalesearch.errors import ScaleSearchError
 
-SPACE = tiny_space(budget=1.5, tolerance=0.1, gamma_max=1.2, epochs=1)
+SPACE = tiny_space(budget=1.5, tolerance=0.1, gamma_max=1.2, epochs=2)
 
 
 @pytest.fixture
