@@ -30,7 +30,8 @@ import pandas as pd
 
 from .arch import PRESETS, BaseNetwork, load_base, scale
 from .cost import network_cost
-from .results import ranking, t95
+from .race import t95
+from .results import ranking
 from .space import Candidate, assess
 
 OFFICIAL = [f"b{k}" for k in range(8)]

@@ -28,6 +28,7 @@ Higher scores are better (the search negates losses).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -143,7 +144,7 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
     for key in tied[:contenders]:
         used = set(obs.loc[obs["key"] == key, "seed"])
         if len(used) < max_seeds:
-            nxt = next(s for s in _seed_sequence(seeds) if s not in used)
+            nxt = next(s for s in itertools.count(seeds[0]) if s not in used)
             more += [(*c, nxt, 1) for c in members[key]]
     if more:
         return ("racing: another seed for the candidates still tied with the leader" if f.dof else
@@ -153,13 +154,6 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
     have = set(map(tuple, trials.loc[trials["phi"] == 2, ["alpha", "beta", "gamma", "seed"]].itertuples(index=False)))
     check = [(*c, s, 2) for key in tied[:phi2] for c in members[key] for s in seeds if (*c, s) not in have]
     return ("φ = 2: the tied candidates' next family members", check) if check else ("", [])
-
-
-def _seed_sequence(seeds: list[int]):
-    s = seeds[0]
-    while True:
-        yield s
-        s += 1
 
 
 def _members(trials: pd.DataFrame, phi: float) -> dict:
@@ -198,14 +192,14 @@ def verdict(trials: pd.DataFrame) -> Verdict | None:
     f1, members1 = fit(obs1), _members(trials, 1)
     tied_nets = f1.tied() if f1.dof else list(f1.means.index)
     tied = [c for k in tied_nets for c in members1[k]]
-    obs2 = observations(trials, 2)
-    obs2 = obs2[obs2["key"].map(lambda k: all(c in tied for c in _members(trials, 2).get(k, [])))]
+    obs2, members2 = observations(trials, 2), _members(trials, 2)
+    obs2 = obs2[obs2["key"].map(lambda k: all(c in tied for c in members2.get(k, [])))]
     problems = [] if f1.dof else ["one seed per candidate gives no noise estimate"]
     if obs2.empty:
         winners, p, stage, checked = members1[f1.leader], f1.p_best()[f1.leader], 1, members1[f1.leader]
         rivals = tied_nets[1:]
     else:
-        f2, members2 = _with_noise_of(fit(obs2), f1), _members(trials, 2)
+        f2 = _with_noise_of(fit(obs2), f1)
         winners, p, stage = members2[f2.leader], f2.p_best()[f2.leader], 2
         checked = [c for k in f2.means.index for c in members2[k]]
         rivals = (f2.tied() if f2.dof else list(f2.means.index))[1:]

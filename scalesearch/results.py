@@ -25,19 +25,13 @@ import optuna
 import pandas as pd
 
 from . import race
+from .race import t95
 from .files import write_text
 
-# Two-sided 95% Student-t quantiles for 1 … 30 degrees of freedom; 1.96 beyond.
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 KEY = ["phi", "alpha", "beta", "gamma"]
 ATTRS = ["alpha", "beta", "gamma", "seed", "phi", "nominal", "measured_target", "measured_proxy", "target_resolution",
          "proxy_resolution", "params", "macs_proxy", "macs_target", "acts_proxy", "best_acc", "best_epoch",
          "seconds", "fail_reason", "device", "network", "shared_from"]
-
-
-def t95(dof: int) -> float:
-    return _T95[dof - 1] if 1 <= dof <= len(_T95) else 1.96
 
 
 def val_standard_error(acc: float, val_images: int) -> float:
