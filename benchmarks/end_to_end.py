@@ -14,6 +14,8 @@ import time
 import optuna
 
 from scalesearch import search
+from scalesearch.plan import Plan
+from scalesearch.progress import Progress
 from scalesearch.results import ranking, trials_frame
 
 from .common import console, section, table
@@ -22,13 +24,13 @@ PRUNERS = ("none", "sha", "hyperband")
 QUICK = {"train": 256, "val": 128}  # a smoke run; epochs stay at the default 2 unless --epochs says otherwise
 
 
-class LogProgress(search.Progress):
+class LogProgress(Progress):
     """One stderr line per finished candidate."""
 
     def __init__(self, pruner: str) -> None:
         self.pruner, self.done, self.total = pruner, 0, 0
 
-    def start(self, plan: search.Plan, total: int, done: int) -> None:
+    def start(self, plan: Plan, total: int, done: int) -> None:
         self.total, self.done = total, done
 
     def finished(self, state: str, acc: float | None) -> None:
@@ -43,7 +45,7 @@ def search_once(pruner: str, quick: bool, device: str, epochs: int | None) -> di
         options = search.RunOptions(base="b0", budget="2x", pruner=pruner, device=device, results_dir=tmp,
                                     epochs=epochs, **(QUICK if quick else {}))
         start = time.perf_counter()
-        plan, study = search.run(options, LogProgress(pruner))
+        plan, study = search.execute(options, LogProgress(pruner))
         wall = time.perf_counter() - start
         trials = [t for t in study.get_trials(deepcopy=False) if "alpha" in t.user_attrs and not t.user_attrs.get("unqueued")]
         trained = [t for t in trials if "shared_from" not in t.user_attrs]

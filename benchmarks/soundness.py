@@ -36,7 +36,7 @@ def one_run(seed: int, folder: Path, quick: bool, device: str) -> dict:
     options = search.RunOptions(base="tiny-mbconv" if quick else "b0", space=str(path), device=device,
                                 data="synthetic:256" if quick else "embedded", results_dir=str(folder / f"seed{seed}"))
     start = time.perf_counter()
-    _, study = search.run(options)
+    _, study = search.execute(options)
     seconds = time.perf_counter() - start
     trials = results.trials_frame(study)
     ranked = results.ranking(trials)

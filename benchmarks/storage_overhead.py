@@ -1,6 +1,6 @@
 """Optuna's bookkeeping per trial on each storage (issue #5): what a worker pays besides training.
 
-One trial here is what :class:`scalesearch.search.Worker` does around a candidate, with
+One trial here is what :class:`scalesearch.worker.Worker` does around a candidate, with
 a no-op objective: enqueue it with its candidate attributes, then `study.optimize`
 pops it (stale-trial check, ask, heartbeat thread), sets ATTRS user attributes,
 reports EPOCHS values and tells the result. One process, no contention: a lower bound.

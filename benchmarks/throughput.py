@@ -17,7 +17,8 @@ from scalesearch import proxy
 from scalesearch.arch import NetworkSpec, load_base, scale
 from scalesearch.data import DeviceData, load_data
 from scalesearch.model import build, zero_init
-from scalesearch.space import Candidate, ProxySettings, assess, candidate_spec
+from scalesearch.candidates import Candidate, assess, candidate_spec
+from scalesearch.space import ProxySettings
 
 from .common import console, isolated, peak_rss_mb, section, sync, table
 

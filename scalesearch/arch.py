@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import ScaleSearchError
+from .files import read_toml, toml_text
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 BASES_DIR = Path(__file__).parent / "bases"
 
@@ -228,12 +225,9 @@ def load_base(name_or_path: str | Path) -> BaseNetwork:
 
 
 def _read_base_file(path: Path) -> BaseNetwork:
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ScaleSearchError(f"{path}: not a readable TOML file ({exc})") from None
+    data = read_toml(path)
     where = str(path)
-    allowed = {"name", "resolution", "stem", "head", "dropout", "blocks"}
+    allowed = {"name", "resolution", "stem", "head", "dropout", "blocks", "width", "depth"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ScaleSearchError(f"{where}: unknown key {unknown[0]!r}; expected {', '.join(sorted(allowed))}")
@@ -273,5 +267,14 @@ def _read_base_file(path: Path) -> BaseNetwork:
         head=need("head", int, 1),  # type: ignore[arg-type]
         resolution=need("resolution", int, 8),  # type: ignore[arg-type]
         dropout=float(dropout),
+        width=need("width", float, 0) if "width" in data else 1.0,  # type: ignore[arg-type]
+        depth=need("depth", float, 0) if "depth" in data else 1.0,  # type: ignore[arg-type]
         source=str(path),
     )
+
+
+def base_toml(base: BaseNetwork) -> str:
+    """`base` as a base TOML file (the inverse of :func:`load_base` on a path)."""
+    return toml_text({"name": base.name, "resolution": base.resolution, "stem": base.stem, "head": base.head,
+                      "dropout": base.dropout, "width": base.width, "depth": base.depth,
+                      "blocks": [encode_block(s) for s in base.stages]})

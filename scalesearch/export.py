@@ -1,13 +1,14 @@
 """The coefficient file: the winner, its family and where it came from, in a versioned schema.
 
 The document is self-contained: it embeds the base network's block strings, so
-:func:`load_family` can build any φ without the study or the base file. It is
+:func:`scalesearch.family.load_family` can build any φ without the study or the base file. It is
 written as JSON, YAML or TOML (all read back) or as a standalone Python snippet
 (never read back: loading must not run code), and checked on load against the
 JSON Schema shipped in ``scalesearch/schema/``.
 
 >>> doc = family_document(load_base("b0"), 1.2, 1.1, 1.15)
->>> fam = Family.from_document(doc)
+>>> from scalesearch.family import Family
+>>> fam = Family.from_document(doc)  # what load_family does with a file
 >>> fam.spec(1).resolution, sum(p.numel() for p in fam.build(phi=1).parameters())
 (256, 9109994)
 """
@@ -16,28 +17,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pprint
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from . import __version__
-from .arch import BaseNetwork, NetworkSpec, decode_block, encode_block, load_base
+from .arch import BaseNetwork, NetworkSpec, encode_block, load_base
 from .cost import network_cost
 from .errors import ScaleSearchError
-from .family import RESOLUTION_MULTIPLE, family_table, member
+from .family import FORMAT, RESOLUTION_MULTIPLE, SCHEMA_VERSION, family_table, member
 from .files import write_text
 from .race import verdict
 from .results import has_intervals, trials_frame
 
 if TYPE_CHECKING:
     import optuna
-    from torch import nn
 
-SCHEMA_VERSION = 1
-FORMAT = "scalesearch-coefficients"
-SCHEMA_PATH = Path(__file__).parent / "schema" / f"coefficients-v{SCHEMA_VERSION}.schema.json"
 FORMATS = {"json": ".json", "yaml": ".yaml", "toml": ".toml", "python": ".py"}
 
 
@@ -168,8 +164,46 @@ def render(doc: dict[str, Any], fmt: str) -> str:
     raise ScaleSearchError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
+def study_base(study: optuna.Study) -> BaseNetwork:
+    """The base network a study was run on, from the name or path it recorded."""
+    recorded = study.user_attrs["config"]["options"]["base"]
+    try:
+        return load_base(recorded)
+    except ScaleSearchError as exc:
+        raise ScaleSearchError(f"study {study.study_name!r} was run on base {recorded!r}, which cannot be loaded here: {exc}") from None
+
+
+def choose_format(fmt: str | None, output: str | None) -> str:
+    """The export format: as given, else from the output file's extension, else json; a mismatch is an error."""
+    by_suffix = {ext: f for f, ext in FORMATS.items()} | {".yml": "yaml"}
+    suffix = Path(output).suffix.lower() if output and output != "-" else ""
+    fmt = fmt or by_suffix.get(suffix, "json")
+    if fmt not in FORMATS:
+        raise ScaleSearchError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if suffix in by_suffix and by_suffix[suffix] != fmt:
+        raise ScaleSearchError(f"--format {fmt} does not match -o {output} (a {by_suffix[suffix]} file name)")
+    return fmt
+
+
 def write(doc: dict[str, Any], path: Path, fmt: str) -> None:
     write_text(path, render(doc, fmt))
+
+
+def export_study(study: optuna.Study, fmt: str = "json", output: str | Path | None = None,
+                 results_dir: str | Path = "results") -> tuple[dict[str, Any], Path | None]:
+    """The winner's coefficients document of `study` and where it was written: `output`, by default
+    ``<results_dir>/<study>/coefficients.<ext>``; ``output="-"`` writes nothing (path None)."""
+    from .results import ranking, study_winner
+
+    trials, _ = study_winner(study)  # a one-line error when nothing completed
+    doc = coefficients_document(study, ranking(trials), study_base(study))
+    if str(output) == "-":
+        return doc, None
+    path = Path(output) if output else Path(results_dir) / study.study_name / f"coefficients{FORMATS[fmt]}"
+    if path.is_dir():
+        raise ScaleSearchError(f"-o {path} is a folder; give a file name")
+    write(doc, path, fmt)
+    return doc, path
 
 
 def drop_nulls(value: Any) -> Any:
@@ -216,152 +250,3 @@ def python_snippet(doc: dict[str, Any]) -> str:
         '{m[\'dropout\']:7.2f}  {m[\'params\'] / 1e6:9.2f}  {m[\'gmacs\']:5.3f}")',
         "",
     ])
-
-
-# ------------------------------------------------------------ reading
-
-@dataclass(frozen=True)
-class Family:
-    """A compound-scaled family: coefficients and the base they scale; builds any φ.
-
-    Read one with :func:`load_family`, then ``fam.build(phi=3, num_classes=10)``.
-    """
-
-    alpha: float
-    beta: float
-    gamma: float
-    base: BaseNetwork
-    resolution_multiple: int = RESOLUTION_MULTIPLE
-    document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def coefficients(self) -> tuple[float, float, float]:
-        """(α depth, β width, γ resolution)."""
-        return self.alpha, self.beta, self.gamma
-
-    def spec(self, phi: float = 1) -> NetworkSpec:
-        """Member φ as data: depth α^φ, width β^φ, side rounded to `resolution_multiple` px."""
-        if phi < 0:
-            raise ScaleSearchError(f"phi must be >= 0, got {phi:g}")
-        return member(self.base, self.alpha, self.beta, self.gamma, phi, self.resolution_multiple)
-
-    def build(self, phi: float = 1, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> nn.Module:
-        """Member φ as a PyTorch module (see :func:`scalesearch.model.build` for `kwargs`)."""
-        from .model import build
-
-        return build(self.spec(phi), num_classes=num_classes, in_channels=in_channels, **kwargs)
-
-    def table(self, phis: list[float] | None = None) -> pd.DataFrame:
-        """Multipliers, side, dropout and the built networks' cost for each φ (default 0 … 7)."""
-        return family_table(self.base, self.alpha, self.beta, self.gamma, phis, self.resolution_multiple)
-
-    @classmethod
-    def from_document(cls, doc: Any, where: str = "document") -> Family:
-        """Check `doc` against the schema and the embedded family table; ScaleSearchError if it fails."""
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ScaleSearchError(f"{where} is not a scalesearch coefficient file (no format: {FORMAT})")
-        if doc.get("schema_version") != SCHEMA_VERSION:
-            raise ScaleSearchError(f"{where}: schema_version {doc.get('schema_version')!r} is not one this scalesearch "
-                                   f"{__version__} reads ({SCHEMA_VERSION})")
-        validate(doc, schema(), where)
-        b = doc["base"]
-        try:
-            stages = tuple(decode_block(s) for s in b["blocks"])
-        except ScaleSearchError as exc:
-            raise ScaleSearchError(f"{where}: base: {exc}") from None
-        for s, prev in zip(stages, [b["stem"]] + [s.out_ch for s in stages]):
-            if s.in_ch != prev:
-                raise ScaleSearchError(f"{where}: base block {encode_block(s)!r} has i{s.in_ch} but the previous layer gives {prev}")
-        base = BaseNetwork(name=b["name"], stages=stages, stem=b["stem"], head=b["head"], resolution=b["resolution"],
-                           dropout=float(b.get("dropout", 0.2)), width=float(b.get("width", 1.0)),
-                           depth=float(b.get("depth", 1.0)), source=where)
-        fam = cls(float(doc["alpha"]), float(doc["beta"]), float(doc["gamma"]), base, doc["resolution_multiple"], doc)
-        for row in doc["family"]:  # a hand-edited coefficient or a changed rounding rule shows up here
-            spec = fam.spec(row["phi"])
-            params = network_cost(spec).params
-            if (spec.resolution, params) != (row["resolution"], row["params"]):
-                raise ScaleSearchError(f"{where}: family row phi={row['phi']:g} lists {row['resolution']} px and "
-                                       f"{row['params']} params, but the coefficients build {spec.resolution} px and {params}")
-        return fam
-
-
-def load_family(path: str | Path) -> Family:
-    """Read a coefficient file written by `scalesearch export` (.json, .yaml/.yml or .toml).
-
-    Only data formats are read (YAML with the safe loader); nothing is unpickled or executed.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".py":
-        raise ScaleSearchError(f"{path}: the Python export is a snippet to copy, not a file to load; "
-                               "load the .json, .yaml or .toml export")
-    if suffix not in (".json", ".yaml", ".yml", ".toml"):
-        raise ScaleSearchError(f"{path}: unknown file type {suffix or '(none)'!r}; expected .json, .yaml, .yml or .toml")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScaleSearchError(f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
-    return Family.from_document(_parse(text, suffix, path), str(path))
-
-
-def _parse(text: str, suffix: str, path: Path) -> Any:
-    try:
-        if suffix == ".json":
-            return json.loads(text)
-        if suffix == ".toml":
-            try:
-                import tomllib
-            except ImportError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
-            return tomllib.loads(text)
-        import yaml
-
-        return yaml.safe_load(text)
-    except Exception as exc:  # every parser's syntax error: one line naming the file
-        detail = " ".join(str(exc).split())
-        raise ScaleSearchError(f"{path}: not valid {suffix[1:].upper()}: {detail[:200]}") from None
-
-
-def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
-
-
-_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
-
-
-def _is(value: Any, kind: str) -> bool:
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, _TYPES[kind])
-
-
-def validate(value: Any, rule: dict[str, Any], where: str, at: str = "") -> None:
-    """The subset of JSON Schema the coefficient schema uses: type, const, required, properties,
-    items, minItems, minimum, exclusiveMinimum. Raises ScaleSearchError naming the first bad key."""
-    name = at or "the document"
-    kinds = rule.get("type")
-    if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not any(_is(value, k) for k in kinds):
-            raise ScaleSearchError(f"{where}: {name} must be {' or '.join(kinds)}, got {value!r}"[:300])
-    if "const" in rule and value != rule["const"]:
-        raise ScaleSearchError(f"{where}: {name} must be {rule['const']!r}, got {value!r}")
-    if _is(value, "number"):
-        if "minimum" in rule and value < rule["minimum"]:
-            raise ScaleSearchError(f"{where}: {name} must be >= {rule['minimum']}, got {value!r}")
-        if "exclusiveMinimum" in rule and value <= rule["exclusiveMinimum"]:
-            raise ScaleSearchError(f"{where}: {name} must be > {rule['exclusiveMinimum']}, got {value!r}")
-    if isinstance(value, dict):
-        for key in rule.get("required", []):
-            if key not in value:
-                raise ScaleSearchError(f"{where}: missing key {(at + '.' if at else '') + key!r}")
-        for key, sub in rule.get("properties", {}).items():
-            if key in value:
-                validate(value[key], sub, where, f"{at}.{key}" if at else key)
-    if isinstance(value, list):
-        if len(value) < rule.get("minItems", 0):
-            raise ScaleSearchError(f"{where}: {name} needs at least {rule['minItems']} item(s)")
-        for i, item in enumerate(value):
-            validate(item, rule.get("items", {}), where, f"{at}[{i}]")

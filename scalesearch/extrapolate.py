@@ -32,7 +32,8 @@ from .arch import PRESETS, BaseNetwork, load_base, scale
 from .cost import network_cost
 from .race import t95
 from .results import ranking
-from .space import Candidate, assess
+from .candidates import Candidate, assess
+from .record import key
 
 OFFICIAL = [f"b{k}" for k in range(8)]
 
@@ -98,17 +99,13 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> LineFit:
                    float(xs.mean()), float(((xs - xs.mean()) ** 2).sum()))
 
 
-def _key(alpha: float, beta: float, gamma: float) -> tuple[float, float, float]:
-    return round(alpha, 4), round(beta, 4), round(gamma, 4)
-
-
 def family_points(trials: pd.DataFrame, alpha: float, beta: float, gamma: float) -> pd.DataFrame:
     """Complete runs of the winner's family, one row per seed: the base (φ = 0, or the candidate (1, 1, 1))
     and the winner's coefficients at any φ ≥ 1. Columns phi, seed, macs_proxy, value."""
     done = trials[trials["state"] == "COMPLETE"]
-    keys = [_key(r.alpha, r.beta, r.gamma) for r in done.itertuples()]
+    keys = [key(Candidate(r.alpha, r.beta, r.gamma)) for r in done.itertuples()]
     base = (done["phi"] == 0).to_numpy() | np.array([k == (1.0, 1.0, 1.0) for k in keys], dtype=bool)
-    winner = np.array([k == _key(alpha, beta, gamma) for k in keys], dtype=bool) & (done["phi"] >= 1).to_numpy()
+    winner = np.array([k == key(Candidate(alpha, beta, gamma)) for k in keys], dtype=bool) & (done["phi"] >= 1).to_numpy()
     keep = base | winner
     pts = done[keep].assign(phi=np.where(base[keep], 0, done["phi"][keep]))
     return pts[["phi", "seed", "macs_proxy", "value"]].sort_values(["phi", "seed"]).reset_index(drop=True)
@@ -138,6 +135,32 @@ def predict(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis: Se
 # ---------------------------------------------------------------- transfer check
 
 
+@dataclass(frozen=True)
+class ProxyFit:
+    """The winner's proxy-space scaling fit as sentences, and its prediction per φ (None when underdetermined)."""
+
+    lines: list[str]
+    prediction: pd.DataFrame | None
+
+
+def proxy_fit(config: dict, base: BaseNetwork, trials: pd.DataFrame, w: pd.Series, phis: Sequence[float]) -> ProxyFit:
+    """Fit val top-1 against log10(proxy MACs) through the winner's family runs and predict each φ in `phis`."""
+    points = family_points(trials, w.alpha, w.beta, w.gamma)
+    runs = ", ".join(f"φ = {p:g}: {n}" for p, n in points.groupby("phi").size().items()) or "none"
+    lines = [f"\nScaling fit in proxy space (val top-1 after {config['proxy']['epochs']} proxy epochs at the proxy "
+             f"resolution, not full-training accuracy) against log10(proxy MACs); runs of the winner's family: {runs}"]
+    try:
+        line = scaling_fit(points)
+    except Underdetermined as exc:
+        return ProxyFit(lines + [f"fit underdetermined: {exc}; no prediction printed. Run scalesearch verify to add "
+                                 "the base (φ = 0) and φ = 2 runs."], None)
+    lines.append(f"{100 * line.slope:+.2f} points of val top-1 per 10× proxy MACs (val top-1 = {100 * line.intercept:.2f}% "
+                 f"{100 * line.slope:+.2f} × log10 MACs); residual std {100 * line.resid_std:.2f} points over {line.n} runs")
+    pred = predict(base, w.alpha, w.beta, w.gamma, phis, config["proxy"]["resolution"], config["data"]["classes"],
+                   config["data"]["channels"], line, points)
+    return ProxyFit(lines, pred)
+
+
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     """Kendall's τ-b (ties allowed): (concordant − discordant) / sqrt(pairs untied in x · pairs untied in y).
 
@@ -164,6 +187,24 @@ class Transfer:
     tau: float
     winner_held: bool | None  # None when the winner's re-run did not complete
 
+    @property
+    def compared(self) -> int:
+        """Candidates with both runs complete: τ needs at least 2."""
+        return int(self.table[["acc_1", "acc_phi"]].notna().all(axis=1).sum())
+
+    def summary(self) -> list[str]:
+        """Kendall τ-b (or why it is undefined) and whether the φ = 1 winner held first place, as sentences."""
+        if self.compared < 2:
+            tau = f"Kendall τ-b: undefined: it needs at least 2 candidates with both runs complete, have {self.compared}"
+        elif math.isnan(self.tau):
+            tau = "Kendall τ-b: undefined: every accuracy on one side is tied"
+        else:
+            tau = (f"Kendall τ-b between the φ = 1 and φ = {self.phi:g} rankings: {self.tau:+.2f} over {self.compared} "
+                   "candidates (+1 same order, −1 reversed)")
+        lead = self.table.iloc[0]
+        held = {True: "held first place", False: "did not hold first place", None: "has no complete run"}[self.winner_held]
+        return [tau, f"winner α={lead.alpha:g} β={lead.beta:g} γ={lead.gamma:g} {held} at φ = {self.phi:g}"]
+
 
 def top_candidates(trials: pd.DataFrame, k: int) -> list[Candidate]:
     """The best `k` complete candidates at φ = 1, in rank order."""
@@ -173,9 +214,9 @@ def top_candidates(trials: pd.DataFrame, k: int) -> list[Candidate]:
 
 def transfer_check(trials: pd.DataFrame, candidates: Sequence[Candidate], phi: float = 2) -> Transfer:
     """Rank `candidates` by their φ = 1 and φ = `phi` mean val top-1 and compare the orders."""
-    at = {p: {_key(r.alpha, r.beta, r.gamma): r.acc_mean for r in ranking(trials, phi=p).itertuples()} for p in (1, phi)}
-    rows = [{"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "acc_1": at[1].get(_key(c.alpha, c.beta, c.gamma), math.nan),
-             "acc_phi": at[phi].get(_key(c.alpha, c.beta, c.gamma), math.nan)} for c in candidates]
+    at = {p: {key(Candidate(r.alpha, r.beta, r.gamma)): r.acc_mean for r in ranking(trials, phi=p).itertuples()} for p in (1, phi)}
+    rows = [{"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "acc_1": at[1].get(key(c), math.nan),
+             "acc_phi": at[phi].get(key(c), math.nan)} for c in candidates]
     table = pd.DataFrame(rows, columns=["alpha", "beta", "gamma", "acc_1", "acc_phi"])
     for col, rank in (("acc_1", "rank_1"), ("acc_phi", "rank_phi")):
         table[rank] = table[col].rank(ascending=False, method="min")

@@ -28,6 +28,11 @@ from pathlib import Path
 
 from .errors import ScaleSearchError
 
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 _UMASK = os.umask(0o022)  # read once: os.umask can only be read by setting it
 os.umask(_UMASK)
 
@@ -100,3 +105,18 @@ def describe(exc: OSError, path: Path) -> str:
         if blocker is not None:
             return f"a file is in the way: {blocker}"
     return exc.strerror or str(exc)
+
+
+def read_toml(path: Path, where: str | None = None) -> dict:
+    """A TOML file as a dict; unreadable or invalid files are one line naming `where` (default the path)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ScaleSearchError(f"{where or path}: not a valid TOML file ({exc})") from None
+
+
+def toml_text(data: dict) -> str:
+    """`data` as TOML text (None values left out, as TOML has no null)."""
+    import tomli_w
+
+    return tomli_w.dumps({k: v for k, v in data.items() if v is not None})

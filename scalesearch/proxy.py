@@ -113,8 +113,12 @@ def configure(device: torch.device) -> None:
     else:
         # One thread per core this process may use (affinity aware), unless OMP_NUM_THREADS says
         # otherwise: more threads than free cores make every op wait on spinning threads.
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or cores)))
+        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or usable_cores())))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def make_optimizer(net: nn.Module, s: ProxySettings) -> torch.optim.Optimizer:

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .record import network_id
+
 # Two-sided 95% Student-t quantiles for 1 … 30 degrees of freedom; 1.96 beyond.
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
@@ -117,8 +119,8 @@ def observations(trials: pd.DataFrame, phi: float) -> pd.DataFrame:
     The trials' `score` column is higher-is-better (see :func:`scalesearch.results.trials_frame`).
     """
     done = trials[(trials["phi"] == phi) & (trials["state"] == "COMPLETE")]
-    key = done["network"].fillna(done["alpha"].astype(str) + "/" + done["beta"].astype(str) + "/" + done["gamma"].astype(str))
-    obs = pd.DataFrame({"key": key, "seed": done["seed"], "score": done["score"]})
+    key = [network_id(r) for r in done.itertuples()]
+    obs = pd.DataFrame({"key": key, "seed": done["seed"].to_numpy(), "score": done["score"].to_numpy()})
     return obs.drop_duplicates(["key", "seed"])  # twins share one result per seed
 
 
@@ -161,10 +163,9 @@ def _members(trials: pd.DataFrame, phi: float) -> dict:
     df = trials[trials["phi"] == phi]
     out: dict = {}
     for r in df.itertuples():
-        key = r.network if isinstance(r.network, str) else f"{r.alpha}/{r.beta}/{r.gamma}"
         c = (r.alpha, r.beta, r.gamma)
-        if c not in out.setdefault(key, []):
-            out[key].append(c)
+        if c not in out.setdefault(network_id(r), []):
+            out[network_id(r)].append(c)
     return {k: sorted(v) for k, v in out.items()}
 
 

@@ -25,13 +25,13 @@ import optuna
 import pandas as pd
 
 from . import race
+from .record import FIELDS, network_id
 from .race import t95
+from .errors import ScaleSearchError
 from .files import write_text
 
 KEY = ["phi", "alpha", "beta", "gamma"]
-ATTRS = ["alpha", "beta", "gamma", "seed", "phi", "nominal", "measured_target", "measured_proxy", "target_resolution",
-         "proxy_resolution", "params", "macs_proxy", "macs_target", "acts_proxy", "best_acc", "best_epoch",
-         "seconds", "fail_reason", "device", "network", "shared_from"]
+ATTRS = list(FIELDS)
 
 
 def val_standard_error(acc: float, val_images: int) -> float:
@@ -154,9 +154,7 @@ def _with_race(out: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
         return out.assign(score_mean=math.nan, p_best=math.nan, tied=False)
     f = race.fit(obs)
     tied, p_best = set(f.tied()) if f.dof else set(), f.p_best()
-    net = {}
-    for r in trials.itertuples():
-        net[(r.phi, r.alpha, r.beta, r.gamma)] = r.network if isinstance(r.network, str) else f"{r.alpha}/{r.beta}/{r.gamma}"
+    net = {(r.phi, r.alpha, r.beta, r.gamma): network_id(r) for r in trials.itertuples()}
     keys = [net.get(tuple(r[k] for k in KEY)) for _, r in out.iterrows()]
     return out.assign(score_mean=[f.means.get(k, math.nan) for k in keys], p_best=[p_best.get(k, math.nan) for k in keys],
                       tied=[k in tied for k in keys])
@@ -170,15 +168,31 @@ def winner(ranked: pd.DataFrame) -> pd.Series | None:
     return ranked.iloc[0] if len(ranked) else None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename (no reader sees half a file); OS errors are one line."""
-    write_text(path, text)
+def study_winner(study: optuna.Study) -> tuple[pd.DataFrame, pd.Series]:
+    """(trials frame, best complete φ = 1 candidate) of a study; a one-line error when none has completed."""
+    trials = trials_frame(study)
+    w = winner(ranking(trials))
+    if w is None:
+        raise ScaleSearchError(f"study {study.study_name!r} has no complete candidate yet; run or resume scalesearch run first")
+    return trials, w
+
+
+def sort_ranking(ranked: pd.DataFrame, sort: str) -> pd.DataFrame:
+    """`ranked` ordered by COLUMN or COLUMN:desc; unranked and blank values last."""
+    column, _, order = sort.partition(":")
+    if order not in ("", "asc", "desc"):
+        raise ScaleSearchError(f"--sort {sort!r}: the order after ':' must be asc or desc")
+    if ranked.empty:
+        return ranked
+    if column not in ranked.columns:
+        raise ScaleSearchError(f"--sort: unknown column {column!r}; choose one of {', '.join(ranked.columns)}")
+    return ranked.sort_values(column, ascending=order != "desc", kind="stable", na_position="last")
 
 
 def write_tables(study: optuna.Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """trials.csv (every trial, every column) and ranking.csv (complete candidates at φ = 1)."""
     trials = trials_frame(study)
     ranked = ranking(trials)
-    write_atomic(folder / "trials.csv", trials.to_csv(index=False))
-    write_atomic(folder / "ranking.csv", ranked.to_csv(index=False))
+    write_text(folder / "trials.csv", trials.to_csv(index=False))
+    write_text(folder / "ranking.csv", ranked.to_csv(index=False))
     return trials, ranked

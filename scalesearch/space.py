@@ -1,6 +1,6 @@
 """The search space: which (α depth, β width, γ resolution) to try, and which fit the budget.
 
-A search space is a TOML file (shipped ones live in ``search_spaces/``)::
+A search space is a TOML file (shipped ones live in ``scalesearch/spaces/``, listed by ``scalesearch spaces``)::
 
     description = "..."      # one line
     source = "..."           # where the numbers come from
@@ -39,46 +39,19 @@ A search space is a TOML file (shipped ones live in ``search_spaces/``)::
 Every key is optional except the three ranges. A wrong key or value raises
 :class:`~scalesearch.errors.ScaleSearchError` naming the file and the dotted key.
 
-Grid samplers walk :func:`feasible_grid`. The other samplers call :func:`suggest`,
-which samples on the budget manifold so no trial is spent on an infeasible point:
-for every lattice (α, β) pair the γ that brings the cost closest to the budget is
-solved once (γ = sqrt(B / (α β²)) for ``nominal``; the integer target resolution
-whose measured ratio is closest to B for ``measured``), and only pairs whose γ lies
-in the γ range and whose cost is within tolerance are kept. Optuna then samples
-``alpha`` over the feasible α span and ``beta`` over the span of *all* feasible β
-(a fixed range, so Optuna never sees one parameter with changing bounds); both
-snap to the nearest feasible lattice value, and γ follows. The candidate actually
-used is stored in the trial's user attributes ``alpha``, ``beta`` and ``gamma``.
-
->>> from scalesearch.arch import load_base
->>> report = feasible_grid(load_space("paper"), load_base("b0"))
->>> report.total, report.feasible_nominal, report.feasible_measured
-(567, 69, 29)
->>> a = assess(load_base("b0"), Candidate(1.2, 1.1, 1.15), proxy_resolution=32)
->>> round(a.nominal, 2), round(a.measured_target, 2), a.target_resolution, a.proxy_resolution
-(1.92, 2.57, 258, 37)
->>> within(a, 2.0, 0.05, "nominal"), within(a, 2.0, 0.05, "measured")
-(True, False)
+Candidates and their cost live in :mod:`scalesearch.candidates`; sampling on the
+budget manifold in :mod:`scalesearch.sampling`.
 """
 from __future__ import annotations
 
-import functools
-import logging
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from .arch import BaseNetwork, NetworkSpec, scale
-from .cost import Cost, network_cost
 from .errors import ScaleSearchError
+from .files import read_toml, toml_text
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
-log = logging.getLogger(__name__)
 
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"  # package data: found from any directory and install
 
@@ -94,7 +67,7 @@ SCORES = ("loss", "acc")
 MAX_GRID_POINTS = 100_000
 
 # Slack for decimal boundaries: 1.9 / 2 - 1 is -0.050000000000000044 in binary.
-_EPS = 1e-9
+EPS = 1e-9
 
 
 def parse_budget(text: str | float) -> float:
@@ -125,7 +98,7 @@ class Range:
     def count(self) -> float:
         """How many values, by arithmetic alone (inf when too many to count): a tiny step must be
         refused before a tuple of a billion floats is built."""
-        steps = (self.max - self.min) / self.step + _EPS
+        steps = (self.max - self.min) / self.step + EPS
         return math.floor(steps) + 1 if steps < 1e15 else math.inf
 
     def values(self) -> tuple[float, ...]:
@@ -411,267 +384,15 @@ def load_space(name_or_path: str | Path = "default") -> SearchSpace:
         raise ScaleSearchError(f"unknown search space {key!r}{missing}: choose one of {', '.join(known_spaces())} "
                                "(see `scalesearch spaces`) or give a path to a .toml file")
     where = _display(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ScaleSearchError(f"{where}: not a valid TOML file ({exc})") from None
-    return _parse(data, where=where, name=path.stem, path=str(path))
+    return _parse(read_toml(path, where), where=where, name=path.stem, path=str(path))
 
 
-# ------------------------------------------------------------------- candidates
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One point (α depth, β width, γ resolution) of the search."""
-
-    alpha: float
-    beta: float
-    gamma: float
-
-    @property
-    def nominal(self) -> float:
-        """The paper's cost model: FLOPs grow as α·β²·γ²."""
-        return self.alpha * self.beta**2 * self.gamma**2
-
-
-def resolution_for(base_resolution: int, gamma: float) -> int:
-    """The side in px for `gamma`, rounded half up.
-
-    Python's ``round`` rounds halves to even (``round(36.5) == 36`` but
-    ``round(37.5) == 38``), which would make neighbouring γ values scale
-    inconsistently; half up is what a reader expects.
-    """
-    return int(base_resolution * gamma + 0.5)
-
-
-def narrowed(base: BaseNetwork, width: float) -> BaseNetwork:
-    """`base` with every channel count × `width` before the candidate's own β (the proxy's base)."""
-    return base if width == 1.0 else replace(base, width=base.width * width)
-
-
-def candidate_spec(base: BaseNetwork, c: Candidate, resolution: int | None = None, width: float = 1.0) -> NetworkSpec:
-    """The network a candidate builds: width β (on the base narrowed by `width`), depth α, side base.resolution × γ unless given."""
-    res = resolution_for(base.resolution, c.gamma) if resolution is None else resolution
-    return scale(narrowed(base, width), width=c.beta, depth=c.alpha, resolution=res)
-
-
-@functools.lru_cache(maxsize=4096)
-def _scaled(base: BaseNetwork, alpha: float, beta: float) -> NetworkSpec:
-    # The multipliers are cleared because cost ignores them: many (α, β) round to the
-    # same network, and the cost cache below should see them as one.
-    return replace(scale(base, width=beta, depth=alpha), width_mult=1.0, depth_mult=1.0)
-
-
-@functools.lru_cache(maxsize=65536)
-def _cost(spec: NetworkSpec, resolution: int, num_classes: int, in_channels: int) -> Cost:
-    return network_cost(spec, resolution, num_classes, in_channels)
-
-
-def _base_macs(base: BaseNetwork, resolution: int, num_classes: int = 1000, in_channels: int = 3) -> int:
-    return _cost(_scaled(base, 1.0, 1.0), resolution, num_classes, in_channels).macs
-
-
-def _target_ratio(base: BaseNetwork, alpha: float, beta: float, resolution: int) -> float:
-    """Measured MACs ratio at full size (1000 classes, 3 channels), as the paper counts."""
-    return _cost(_scaled(base, alpha, beta), resolution, 1000, 3).macs / _base_macs(base, base.resolution)
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """A candidate's cost, nominal and measured, at the target and at the proxy.
-
-    ``measured_target`` compares with the paper (1000 classes, 3 channels, base
-    at its own resolution); ``measured_proxy`` is what the proxy run pays
-    relative to the base trained the same way. ``params`` and ``acts_proxy`` are
-    of the proxy network (its classes and channels).
-    """
-
-    candidate: Candidate
-    nominal: float
-    measured_target: float
-    measured_proxy: float
-    target_resolution: int
-    proxy_resolution: int
-    macs_target: int
-    macs_proxy: int
-    params: int
-    acts_proxy: int
-
-
-def assess(base: BaseNetwork, c: Candidate, proxy_resolution: int, num_classes: int = 10, in_channels: int = 3,
-           proxy_width: float = 1.0) -> Assessment:
-    """Nominal and measured cost of `c` on `base`, at the target and at the proxy.
-
-    The proxy is `c` built on the base narrowed by `proxy_width`, at `proxy_resolution` × γ.
-    """
-    target_res = resolution_for(base.resolution, c.gamma)
-    proxy_res = resolution_for(proxy_resolution, c.gamma)
-    target = _cost(_scaled(base, c.alpha, c.beta), target_res, 1000, 3)
-    small = narrowed(base, proxy_width)
-    proxy = _cost(_scaled(small, c.alpha, c.beta), proxy_res, num_classes, in_channels)
-    return Assessment(
-        candidate=c,
-        nominal=c.nominal,
-        measured_target=target.macs / _base_macs(base, base.resolution),
-        measured_proxy=proxy.macs / _base_macs(small, proxy_resolution, num_classes, in_channels),
-        target_resolution=target_res,
-        proxy_resolution=proxy_res,
-        macs_target=target.macs,
-        macs_proxy=proxy.macs,
-        params=proxy.params,
-        acts_proxy=proxy.acts,
-    )
-
-
-def _close(cost: float, budget: float, tolerance: float) -> bool:
-    return abs(cost / budget - 1) <= tolerance + _EPS
-
-
-def _under(a: Assessment, constraint: str) -> float:
-    if constraint not in CONSTRAINTS:
-        raise ScaleSearchError(f"constraint must be one of {', '.join(CONSTRAINTS)}, got {constraint!r}")
-    return a.nominal if constraint == "nominal" else a.measured_target
-
-
-def within(a: Assessment, budget: float, tolerance: float, constraint: str) -> bool:
-    """Whether |cost / budget − 1| <= tolerance, cost being nominal or measured at the target."""
-    return _close(_under(a, constraint), budget, tolerance)
-
-
-# ------------------------------------------------------------------------- grid
-
-
-def grid(space: SearchSpace) -> list[Candidate]:
-    """The full Cartesian product of the three ranges, in (α, β, γ) order."""
-    return [Candidate(a, b, g) for a in space.alpha.values() for b in space.beta.values() for g in space.gamma.values()]
-
-
-@dataclass(frozen=True)
-class GridReport:
-    """The grid points within budget, with counts under both constraints."""
-
-    feasible: list[Assessment]  # under the space's constraint, sorted by (α, β, γ)
-    total: int
-    feasible_nominal: int
-    feasible_measured: int
-    closest: list[Assessment]  # the 5 nearest to the budget when none is feasible, else empty
-
-
-def feasible_grid(space: SearchSpace, base: BaseNetwork, num_classes: int = 10, in_channels: int = 3) -> GridReport:
-    """Assess every grid point of `space` on `base` against its budget and tolerance."""
-    side = space.proxy.resolution if isinstance(space.proxy.resolution, int) else base.resolution
-    every = [assess(base, c, side, num_classes, in_channels, space.proxy.width) for c in grid(space)]
-    ok = {k: [a for a in every if within(a, space.budget, space.tolerance, k)] for k in CONSTRAINTS}
-    feasible = ok[space.constraint]
-    closest: list[Assessment] = []
-    if not feasible:
-        closest = sorted(every, key=lambda a: abs(_under(a, space.constraint) / space.budget - 1))[:5]
-    log.debug("space %s on %s: %d of %d grid points feasible (%s)", space.name, base.name, len(feasible), len(every), space.constraint)
-    return GridReport(feasible, len(every), len(ok["nominal"]), len(ok["measured"]), closest)
-
-
-def require_feasible(report: GridReport, space: SearchSpace) -> None:
-    """Raise a one-line error naming the closest points when the grid has no feasible point."""
-    if report.feasible:
-        return
-    near = ", ".join(
-        f"(α={a.candidate.alpha:g}, β={a.candidate.beta:g}, γ={a.candidate.gamma:g}) → {_under(a, space.constraint):.2f}x"
-        for a in report.closest
-    )
-    raise ScaleSearchError(
-        f"no point of search space {space.name!r} is within {space.tolerance * 100:g}% of budget "
-        f"{space.budget:g}x ({space.constraint}); closest: {near}"
-    )
-
-
-# ----------------------------------------------------------- manifold sampling
-
-
-@dataclass(frozen=True)
-class _Manifold:
-    alphas: tuple[float, ...]  # feasible α values, sorted
-    betas: tuple[float, ...]  # every β feasible for some α, sorted
-    by_alpha: dict[float, dict[float, float]]  # α → {β: γ}
-
-
-def _solve_nominal(alpha: float, beta: float, budget: float) -> tuple[float, float]:
-    gamma = round(math.sqrt(budget / (alpha * beta**2)), 4)
-    return gamma, alpha * beta**2 * gamma**2
-
-
-def _solve_measured(base: BaseNetwork, alpha: float, beta: float, budget: float, gamma: Range) -> tuple[float, float] | None:
-    """The target side in the γ range whose measured ratio is closest to `budget`."""
-    lo = math.ceil(gamma.min * base.resolution - _EPS)
-    hi = math.floor(gamma.max * base.resolution + _EPS)
-    if lo > hi:
-        return None
-    # MACs never fall as the input grows (every conv output side is monotone), so bisect.
-    left, right = lo, hi + 1
-    while left < right:
-        mid = (left + right) // 2
-        if _target_ratio(base, alpha, beta, mid) >= budget:
-            right = mid
-        else:
-            left = mid + 1
-    options = [r for r in (left - 1, left) if lo <= r <= hi]
-    res = min(options, key=lambda r: (abs(_target_ratio(base, alpha, beta, r) / budget - 1), r))
-    return round(res / base.resolution, 4), _target_ratio(base, alpha, beta, res)
-
-
-@functools.lru_cache(maxsize=64)
-def _manifold(base: BaseNetwork, alpha: Range, beta: Range, gamma: Range, budget: float, tolerance: float, constraint: str) -> _Manifold:
-    by_alpha: dict[float, dict[float, float]] = {}
-    for a in alpha.values():
-        for b in beta.values():
-            if constraint == "nominal":
-                solved: tuple[float, float] | None = _solve_nominal(a, b, budget)
-            else:
-                solved = _solve_measured(base, a, b, budget, gamma)
-            if solved is None:
-                continue
-            g, cost = solved
-            if gamma.min - _EPS <= g <= gamma.max + _EPS and _close(cost, budget, tolerance):
-                by_alpha.setdefault(a, {})[b] = g
-    betas = tuple(sorted({b for row in by_alpha.values() for b in row}))
-    log.debug("manifold: %d feasible (alpha, beta) pairs", sum(len(row) for row in by_alpha.values()))
-    return _Manifold(tuple(sorted(by_alpha)), betas, by_alpha)
-
-
-def _snap(x: float, values: tuple[float, ...] | list[float]) -> float:
-    return min(values, key=lambda v: (abs(v - x), v))
-
-
-def manifold_size(space: SearchSpace, base: BaseNetwork) -> int:
-    """How many distinct candidates :func:`suggest` can return."""
-    m = _manifold(base, space.alpha, space.beta, space.gamma, space.budget, space.tolerance, space.constraint)
-    return sum(len(row) for row in m.by_alpha.values())
-
-
-def suggest(trial: Any, space: SearchSpace, base: BaseNetwork, num_classes: int = 10, in_channels: int = 3) -> Candidate:
-    """Sample a feasible candidate for an Optuna `trial` on the budget manifold (see module doc).
-
-    Feasibility is judged at the target (full size), so `num_classes` and
-    `in_channels` do not change the result; they are accepted for symmetry with
-    :func:`feasible_grid`.
-    """
-    m = _manifold(base, space.alpha, space.beta, space.gamma, space.budget, space.tolerance, space.constraint)
-    if not m.alphas:
-        raise ScaleSearchError(
-            f"no (α, β) pair of search space {space.name!r} reaches budget {space.budget:g}x within "
-            f"{space.tolerance * 100:g}% ({space.constraint}) with γ in [{space.gamma.min:g}, {space.gamma.max:g}]"
-        )
-    alpha = _snap(trial.suggest_float("alpha", m.alphas[0], m.alphas[-1], step=space.alpha.step), m.alphas)
-    row = m.by_alpha[alpha]
-    beta = _snap(trial.suggest_float("beta", m.betas[0], m.betas[-1], step=space.beta.step), sorted(row))
-    gamma = row[beta]
-    for key, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        trial.set_user_attr(key, value)
-    return Candidate(alpha, beta, gamma)
+def space_toml(space: SearchSpace) -> str:
+    """`space` as a search-space TOML file (the inverse of :func:`load_space`)."""
+    return toml_text(_to_toml_dict(space))
 
 
 __all__ = [
-    "SPACES_DIR", "CONSTRAINTS", "SAMPLERS", "PRUNERS", "OPTIMIZERS", "SCHEDULES", "Range", "ProxySettings", "SearchSpace", "Candidate", "Assessment", "GridReport",
-    "parse_budget", "known_spaces", "load_space", "resolution_for", "narrowed", "candidate_spec", "assess", "within",
-    "grid", "feasible_grid", "require_feasible", "manifold_size", "suggest",
+    "SPACES_DIR", "CONSTRAINTS", "SAMPLERS", "PRUNERS", "OPTIMIZERS", "SCHEDULES", "SCORES", "MAX_GRID_POINTS", "Range",
+    "ProxySettings", "SearchSpace", "parse_budget", "known_spaces", "load_space", "space_toml",
 ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from scalesearch.arch import decode_block, encode_block, known_bases, load_base, round_filters, round_repeats, scale
@@ -101,13 +103,14 @@ def test_user_base_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('resolution = 64\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\nwidth = 2\n', "unknown key 'width'"),
+    ('resolution = 64\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\nscale = 2\n', "unknown key 'scale'"),
+    ('resolution = 64\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\nwidth = "wide"\n', "'width' must be a float"),
     ('resolution = 64\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\n', "missing key 'stem'"),
     ('resolution = 4\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\n', "'resolution' must be a int >= 8"),
     ('resolution = 64\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i9_o16"]\n', "has i9 but the previous layer gives 8"),
     ('resolution = 64\nstem = 8\nhead = 64\nblocks = []\n', "non-empty list"),
     ('resolution = 64\nstem = "8"\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\n', "'stem' must be a int"),
-    ("resolution = [\n", "not a readable TOML file"),
+    ("resolution = [\n", "not a valid TOML file"),
 ])
 def test_bad_base_files(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -126,3 +129,16 @@ def test_unknown_base_lists_choices():
 def test_bad_multipliers(kwargs):
     with pytest.raises(ScaleSearchError):
         scale(load_base("b0"), **kwargs)
+
+
+def test_base_toml_round_trips_presets_with_multipliers(tmp_path):
+    """A base object written as a file (as scalesearch.run does for objects) loads back equal, multipliers included."""
+    from scalesearch.arch import base_toml
+
+    for name in ("b0", "b3"):
+        b = load_base(name)
+        path = tmp_path / f"{name}.toml"
+        path.write_text(base_toml(b))
+        back = load_base(path)
+        assert replace(back, source="") == replace(b, source=""), name
+        assert scale(back) == scale(b)

@@ -9,7 +9,8 @@ import pytest
 from cli_helpers import run_cli, tiny_space
 from scalesearch import fidelity, race
 from scalesearch.arch import load_base
-from scalesearch.space import feasible_grid, load_space
+from scalesearch.candidates import feasible_grid
+from scalesearch.space import load_space
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:

@@ -11,10 +11,12 @@ import torch._dynamo
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
-from scalesearch import proxy, search, workers
+from scalesearch import pool as workers, proxy, search
 from scalesearch.arch import load_base, scale
 from scalesearch.data import DeviceData, load_data
-from scalesearch.space import ProxySettings, load_space, manifold_size
+from scalesearch.errors import ScaleSearchError
+from scalesearch.sampling import manifold_size
+from scalesearch.space import ProxySettings, load_space
 
 # Nine grid points within 10% of 2x nominal; proxies of a few hundred thousand MACs.
 TINY_SPACE = tiny_space()
@@ -212,10 +214,54 @@ def test_bad_data(capsys, space_file, tmp_path, data, fragment) -> None:
 
 
 def test_search_api_runs_without_the_cli(space_file, tmp_path) -> None:
-    plan, study = search.run(search.RunOptions(base="tiny-mbconv", data="synthetic:64", space=str(space_file),
+    plan, study = search.execute(search.RunOptions(base="tiny-mbconv", data="synthetic:64", space=str(space_file),
                                                results_dir=str(tmp_path), device="cpu", epochs=1))
     assert plan.study_name == "tiny-mbconv-2x-tiny-nominal-synthetic"
     assert len(complete_keys(study)) == FEASIBLE
+
+
+def test_scalesearch_run_writes_the_results_and_returns_them(space_file, tmp_path) -> None:
+    """The library owns the job: scalesearch.run writes the three files and returns what they say."""
+    import scalesearch
+
+    result = scalesearch.run("tiny-mbconv", data="synthetic:64", space=str(space_file), results_dir=str(tmp_path),
+                             device="cpu")
+    folder = tmp_path / "tiny-mbconv-2x-tiny-nominal-synthetic"
+    assert result.folder == folder
+    for name in ("trials.csv", "ranking.csv", "coefficients.json"):
+        assert (folder / name).stat().st_size > 0, name
+    ranking = pd.read_csv(folder / "ranking.csv")
+    assert len(ranking) == len(result.ranking) == FEASIBLE
+    doc = json.loads((folder / "coefficients.json").read_text())
+    assert (doc["alpha"], doc["beta"], doc["gamma"]) == (result.winner.alpha, result.winner.beta, result.winner.gamma)
+    assert list(result.family["phi"]) == list(range(8))
+    assert scalesearch.load_family(folder / "coefficients.json").coefficients == (doc["alpha"], doc["beta"], doc["gamma"])
+
+
+def test_scalesearch_run_takes_base_and_space_objects_and_resumes_from_them(space_file, tmp_path) -> None:
+    """Objects are written beside the results, so the study records a path that reopens it."""
+    import scalesearch
+    from scalesearch.plan import load
+
+    base = load_base("tiny-mbconv")
+    space = load_space(str(space_file)).with_overrides(epochs=1)
+    first = scalesearch.run(base, space=space, data="synthetic:64", results_dir=str(tmp_path), device="cpu")
+    assert (tmp_path / "inputs" / "tiny-mbconv.toml").exists() and (tmp_path / "inputs" / "tiny.toml").exists()
+    assert len(first.ranking) == FEASIBLE
+    again = scalesearch.run(base, space=space, data="synthetic:64", results_dir=str(tmp_path), device="cpu")
+    assert len(again.trials) == len(first.trials)  # resumed: nothing retrained
+    plan, _ = load(None, first.plan.study_name, tmp_path)
+    assert plan.base.stages == base.stages and plan.space.proxy.epochs == 1
+
+
+def test_scalesearch_run_refuses_unknown_options_and_objects(tmp_path) -> None:
+    import scalesearch
+
+    with pytest.raises(ScaleSearchError, match="unknown option 'epoch'"):
+        scalesearch.run("tiny-mbconv", epoch=1, results_dir=str(tmp_path))
+    with pytest.raises(ScaleSearchError, match="base must be a name"):
+        scalesearch.run(42, results_dir=str(tmp_path))
+    assert not any(tmp_path.iterdir())  # nothing written
 
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])

@@ -15,8 +15,10 @@ from cli_helpers import assert_user_error, run_cli
 
 from scalesearch import ScaleSearchError, load_family
 from scalesearch.arch import PRESETS, load_base
-from scalesearch.cli import main, markdown_ranking
-from scalesearch.export import SCHEMA_PATH, Family, drop_nulls, family_document, schema
+from scalesearch.cli import main
+from scalesearch.report import markdown_ranking
+from scalesearch.export import drop_nulls, family_document
+from scalesearch.family import SCHEMA_PATH, Family, schema
 from scalesearch.family import member
 from scalesearch.model import build
 from scalesearch.results import has_intervals, ranking, trials_frame

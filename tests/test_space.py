@@ -10,22 +10,9 @@ import pytest
 
 from scalesearch.arch import load_base
 from scalesearch.errors import ScaleSearchError
-from scalesearch.space import (
-    Candidate,
-    ProxySettings,
-    Range,
-    assess,
-    candidate_spec,
-    feasible_grid,
-    grid,
-    known_spaces,
-    load_space,
-    parse_budget,
-    require_feasible,
-    resolution_for,
-    suggest,
-    within,
-)
+from scalesearch.candidates import Candidate, assess, candidate_spec, feasible_grid, grid, require_feasible, resolution_for, within
+from scalesearch.sampling import suggest
+from scalesearch.space import ProxySettings, Range, known_spaces, load_space, parse_budget
 
 PAPER = Candidate(1.2, 1.1, 1.15)
 

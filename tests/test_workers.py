@@ -14,7 +14,8 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
-from scalesearch import search, workers
+from scalesearch import pool as workers, search
+from scalesearch.worker import Worker
 from scalesearch.errors import ScaleSearchError
 
 SPACE = tiny_space(budget=1.5, tolerance=0.1, gamma_max=1.2, epochs=2)
@@ -63,7 +64,7 @@ def test_grid_queued_twice_is_trained_once(options) -> None:
     for c in feasible:  # the second run's queue, written before it could see the first's
         study.enqueue_trial({}, user_attrs={"queued": True, "seed": 0, "phi": 1, "alpha": c.alpha, "beta": c.beta,
                                             "gamma": c.gamma})
-    search.Worker(plan, study, workers.proxy.pick_device("cpu")).work()
+    Worker(plan, study, workers.proxy.pick_device("cpu")).work()
     assert set(complete_keys(study).values()) == {1} and len(complete_keys(study)) == len(feasible)
     stood_aside = [t for t in study.get_trials() if t.user_attrs.get("unqueued")]
     assert len(stood_aside) == len(feasible) and all(t.state == TrialState.PRUNED for t in stood_aside)

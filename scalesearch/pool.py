@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import optuna
 
 from . import proxy, search
+from .plan import Plan, RunOptions
 from .errors import ScaleSearchError
 
 POLL_S = 1.0
@@ -65,8 +66,7 @@ def slots(workers: int = 1, devices: str | None = None, device: str = "auto") ->
         names = [device] * workers
     for name in set(names):
         proxy.pick_device(name)  # a missing GPU is a one-line error here, not in every worker
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // len(names))
+    threads = max(1, proxy.usable_cores() // len(names))
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     return [Slot(name, threads) for name in names]
@@ -77,7 +77,7 @@ def worker_command(study: str, slot: Slot, compile: bool = False) -> list[str]:
             *(["--compile"] if compile else [])]
 
 
-def launch(plan: search.Plan, layout: list[Slot]) -> list[subprocess.Popen]:
+def launch(plan: Plan, layout: list[Slot]) -> list[subprocess.Popen]:
     """Start one `scalesearch worker` per slot on the plan's study."""
     procs = []
     for slot in layout:
@@ -87,7 +87,7 @@ def launch(plan: search.Plan, layout: list[Slot]) -> list[subprocess.Popen]:
     return procs
 
 
-def supervise(plan: search.Plan, study: optuna.Study, procs: list[subprocess.Popen],
+def supervise(plan: Plan, study: optuna.Study, procs: list[subprocess.Popen],
               on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None) -> None:
     """Wait for the workers, reporting (trials done, trials planned, workers alive) every second.
 
@@ -147,9 +147,9 @@ def interrupt(procs: list[subprocess.Popen]) -> None:
                 p.kill()
 
 
-def run(options: search.RunOptions, workers: int = 1, devices: str | None = None,
-        on_start: Callable[[search.Plan, int, int], None] = lambda plan, total, done: None,
-        on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None) -> tuple[search.Plan, optuna.Study]:
+def run(options: RunOptions, workers: int = 1, devices: str | None = None,
+        on_start: Callable[[Plan, int, int], None] = lambda plan, total, done: None,
+        on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None) -> tuple[Plan, optuna.Study]:
     """`scalesearch run` with several worker processes: create and queue the study here, train in the workers."""
     layout = slots(workers, devices, options.device)
     plan, study = search.start(options)

@@ -1,0 +1,229 @@
+"""The plan of a run: its options validated into a space, base, data and feasible grid, and where its study lives.
+
+:func:`prepare` resolves every option and raises :class:`~scalesearch.errors.ScaleSearchError`
+before anything is written; :func:`open_study` creates or joins the Optuna study and records
+the configuration (:meth:`Plan.config`) that every later command and export reads back.
+
+>>> opts = RunOptions(base="tiny-mbconv", data="synthetic:64", epochs=1, results_dir="/tmp/scalesearch-doctest")
+>>> plan = prepare(opts)  # validates everything, writes nothing
+>>> plan.study_name, len(plan.report.feasible) > 0
+('tiny-mbconv-2x-default-measured-synthetic', True)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from . import __version__, fidelity
+from .arch import BaseNetwork, load_base
+from .candidates import GridReport, feasible_grid, require_feasible, resolution_for
+from .data import Dataset, data_shape, load_data
+from .errors import ScaleSearchError
+from .files import make_folder
+from .provenance import check as check_provenance
+from .space import SearchSpace, load_space, parse_budget
+from .storage import open_storage, redact
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `scalesearch run` takes; None means "as the search-space file says"."""
+
+    base: str = "b0"
+    space: str = "default"
+    data: str = "embedded"
+    device: str = "auto"
+    compile: bool = False  # torch.compile the training step (long runs only)
+    budget: str | float | None = None
+    constraint: str | None = None
+    tolerance: float | None = None
+    sampler: str | None = None
+    trials: int | None = None
+    pruner: str | None = None
+    epochs: int | None = None
+    seeds: int | None = None
+    max_seeds: int | None = None
+    train: int | None = None
+    val: int | None = None
+    batch_size: int | None = None
+    resolution: int | None = None
+    study: str | None = None
+    storage: str | None = None
+    results_dir: str = "results"
+
+
+@dataclass
+class Plan:
+    """A validated run: resolved space, base and data, the feasible grid, where the study lives."""
+
+    options: RunOptions
+    space: SearchSpace
+    base: BaseNetwork
+    data: Dataset  # the pool every seed draws its training subset from, and the fixed val images
+    report: GridReport
+    study_name: str
+    storage_url: str
+    results_dir: Path
+    design: fidelity.ProxyDesign
+
+    @property
+    def grid(self) -> bool:
+        return self.space.sampler == "grid"
+
+    def config(self) -> dict[str, Any]:
+        """The provenance stored in the study and carried into every export."""
+        return {
+            "scalesearch_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "options": asdict(self.options) | {"storage": redact(self.storage_url)},
+            "base": {"name": self.base.name, "source": self.base.source or "preset", "resolution": self.base.resolution,
+                     "width": self.base.width, "depth": self.base.depth},
+            "space": {"name": self.space.name, "path": self.space.path, "budget": self.space.budget,
+                      "tolerance": self.space.tolerance, "constraint": self.space.constraint,
+                      "sampler": self.space.sampler, "trials": self.space.trials, "pruner": self.space.pruner,
+                      "contenders": self.space.contenders, "phi2": self.space.phi2,
+                      "alpha": asdict(self.space.alpha), "beta": asdict(self.space.beta), "gamma": asdict(self.space.gamma)},
+            "proxy": asdict(self.space.proxy),
+            "proxy_design": asdict(self.design),
+            "data": {"spec": self.options.data, "name": self.data.name, "source": self.data.source,
+                     "classes": self.data.num_classes, "channels": self.data.in_channels,
+                     "train": len(self.data.train_y), "val": len(self.data.val_y)},
+            "grid": {"points": self.report.total, "feasible_nominal": self.report.feasible_nominal,
+                     "feasible_measured": self.report.feasible_measured},
+        }
+
+
+def default_study_name(base: BaseNetwork, space: SearchSpace, data_spec: str) -> str:
+    parts = [base.name, f"{space.budget:g}x", space.name, space.constraint]
+    if data_spec != "embedded":
+        parts.append(data_spec.split(":")[0] if ":" in data_spec else Path(data_spec).name or data_spec)
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
+
+
+def prepare(options: RunOptions) -> Plan:
+    """Resolve and validate every option; raises ScaleSearchError, writes nothing."""
+    overrides = {k: getattr(options, k) for k in ("constraint", "tolerance", "sampler", "trials", "pruner",
+                                                    "epochs", "seeds", "max_seeds", "train", "val", "batch_size",
+                                                    "resolution")}
+    if options.budget is not None:
+        overrides["budget"] = parse_budget(options.budget)
+    space = load_space(options.space).with_overrides(**overrides)
+    base = load_base(options.base)
+    classes, channels = data_shape(options.data)
+    report = feasible_grid(space, base, classes, channels)
+    require_feasible(report, space)
+    space, design = fidelity.resolve(space, base, [a.candidate for a in report.feasible], classes, channels)
+    report = feasible_grid(space, base, classes, channels)
+    p = space.proxy
+    # Image folders are decoded at the largest side any trial trains at (φ = 2 members included), and only
+    # the pool every seed draws its training subset from, plus the val images all seeds share.
+    side = max(resolution_for(p.resolution, a.candidate.gamma ** 2) for a in report.feasible)
+    data = load_data(options.data, side=side, train=p.train * p.max_seeds, val=p.val, seed=p.seed)
+    name = options.study or default_study_name(base, space, options.data)
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ScaleSearchError(f"--study must use letters, digits, '.', '_' or '-', got {name!r}")
+    results_dir = Path(options.results_dir) / name
+    url = options.storage or f"sqlite:///{results_dir / 'study.db'}"
+    return Plan(options, space, base, data, report, name, url, results_dir, design)
+
+
+def open_study(plan: Plan, create: bool = True) -> optuna.Study:
+    """Create (or join) the study; the creator records the run's configuration."""
+    if plan.storage_url.startswith("sqlite:///"):
+        make_folder(Path(plan.storage_url[len("sqlite:///"):]).parent)
+    storage = open_storage(plan.storage_url)
+    pruner = make_pruner(plan.space.pruner, plan.space.proxy.epochs)
+    sampler = make_sampler(plan.space.sampler, plan.space.proxy.seed)
+    if not create:
+        try:
+            return optuna.load_study(study_name=plan.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        except KeyError:
+            raise ScaleSearchError(f"no study {plan.study_name!r} in {redact(plan.storage_url)}") from None
+    study = optuna.create_study(study_name=plan.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                direction="maximize", load_if_exists=True)
+    check_provenance(plan, study)  # a study run with other settings is never resumed
+    if "config" not in study.user_attrs:
+        study.set_user_attr("config", plan.config())
+    return study
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    # grid trials are all enqueued; random only pads the rare race described in _objective
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs), reduction_factor=2)
+    return optuna.pruners.NopPruner()
+
+
+def seed_list(space: SearchSpace, count: int | None = None) -> list[int]:
+    """The seeds every candidate gets (or the first `count`): consecutive from the space's `seed`."""
+    return [space.proxy.seed + k for k in range(space.proxy.seeds if count is None else count)]
+
+
+def latest_study(results_dir: str | Path = "results") -> tuple[str, str]:
+    """(storage URL, study name) of the most recently written results/<study>/study.db."""
+    dbs = sorted(Path(results_dir).glob("*/study.db"), key=lambda p: p.stat().st_mtime)
+    if not dbs:
+        raise ScaleSearchError(f"no study under {results_dir}/: run scalesearch run first, or give --storage URL --study NAME")
+    return f"sqlite:///{dbs[-1]}", dbs[-1].parent.name
+
+
+def load(storage_url: str | None = None, study_name: str | None = None, results_dir: str | Path = "results") -> tuple[Plan, optuna.Study]:
+    """Reopen a study written by `run`, with the plan rebuilt from the configuration it recorded.
+
+    With no storage, `study_name` names a folder under `results_dir` (default: the latest).
+    """
+    recorded_study, storage_url = load_recorded(storage_url, study_name, results_dir)
+    config = recorded_study.user_attrs["config"]
+    known = {f for f in RunOptions.__dataclass_fields__}
+    recorded = {k: v for k, v in config["options"].items() if k in known}
+    options = RunOptions(**(recorded | {"storage": storage_url, "study": recorded_study.study_name}))
+    plan = prepare(options)
+    return plan, open_study(plan, create=False)
+
+
+def load_recorded(storage_url: str | None = None, study_name: str | None = None,
+                  results_dir: str | Path = "results") -> tuple[optuna.Study, str]:
+    """(study, storage URL) of a study written by `run`, read as it is: no data loaded, no plan rebuilt.
+
+    The light path for reading results (`show`, `export`); :func:`load` builds on it to train more.
+    """
+    if storage_url is None:
+        if study_name is None:
+            storage_url, study_name = latest_study(results_dir)
+        else:
+            db = Path(results_dir) / study_name / "study.db"
+            if not db.exists():
+                raise ScaleSearchError(f"no study {study_name!r}: {db} does not exist")
+            storage_url = f"sqlite:///{db}"
+    storage = open_storage(storage_url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if study_name is None:
+        if len(names) != 1:
+            raise ScaleSearchError(f"{redact(storage_url)} holds {len(names)} studies; choose one with --study: {', '.join(names) or 'none'}")
+        study_name = names[0]
+    if study_name not in names:
+        raise ScaleSearchError(f"no study {study_name!r} in {redact(storage_url)}; it holds: {', '.join(names) or 'none'}")
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    config = study.user_attrs.get("config")
+    if not config or "options" not in config:
+        raise ScaleSearchError(f"study {study_name!r} was not written by scalesearch (no recorded configuration)")
+    return study, storage_url

@@ -1,0 +1,104 @@
+"""Progress of a run: the hooks a search calls as it goes, and a rich progress bar on stderr.
+
+:class:`Progress` does nothing; :class:`RichProgress` draws trials done of planned with
+elapsed time and ETA, and the current candidate's epoch and steps, as the CLI shows them.
+Pass either (or your own subclass) as ``progress=`` to :func:`scalesearch.run`.
+"""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
+
+from .storage import redact
+
+if TYPE_CHECKING:
+    from .candidates import Candidate
+    from .plan import Plan
+
+# Wide lines stay readable when stderr goes to a file or CI log (rich would assume 80 columns).
+_err = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
+
+
+class Progress:
+    """What a run reports as it goes. Every hook is optional: subclass and override the ones you need."""
+
+    def start(self, plan: Plan, total: int, done: int) -> None: ...
+    def candidate(self, c: Candidate, seed: int, resolution: int, epochs: int) -> None: ...
+    def step(self, step: int, total: int) -> None: ...
+    def epoch(self, epoch: int, acc: float) -> None: ...
+    def finished(self, state: str, acc: float | None) -> None: ...
+    def failed(self, reason: str) -> None: ...
+    def round(self, name: str, queued: int) -> None: ...
+    def poll(self, done: int, total: int, alive: int) -> None: ...
+    def stop(self) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+class RichProgress(Progress):
+    """Live progress on stderr: candidates done / total with ETA; the current candidate's epoch and steps."""
+
+    def __init__(self) -> None:
+        self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=_err)
+        self.overall: int | None = None
+        self.current: int | None = None
+        self.label = ""
+
+    def start(self, plan: Plan, total: int, done: int) -> None:
+        r = plan.report
+        _err.print(f"study {plan.study_name} in {redact(plan.storage_url)}", highlight=False)
+        _err.print(f"grid: {r.total} points; within {plan.space.tolerance:.0%} of {plan.space.budget:g}x: "
+                  f"{r.feasible_nominal} nominal, {r.feasible_measured} measured at {plan.base.resolution} px "
+                  f"(constraint: {plan.space.constraint}); data {plan.data.name}: {len(plan.data.train_y)} train / "
+                  f"{len(plan.data.val_y)} val images", highlight=False)
+        p, d = plan.space.proxy, plan.design
+        _err.print(f"proxy: {plan.base.name} narrowed to width ×{d.width:g}, {d.side} px × γ{' (auto)' if d.auto else ''}, "
+                  f"{p.epochs} epochs of {min(p.train, len(plan.data.train_y))} images per seed, {p.seeds} paired seeds "
+                  f"(up to {p.max_seeds} while tied), scored on {len(plan.data.val_y)} val images by "
+                  f"{'val loss' if p.score == 'loss' else 'val top-1'}; proxy cost ratios within {d.deviation:.0%} of "
+                  f"the target's (proxy MACs max/min {d.spread:.2f})", highlight=False)
+        if done:
+            _err.print(f"resuming: {done} of {total} trials already done", highlight=False)
+        self.bar.start()
+        self.overall = self.bar.add_task("trials", total=total, completed=done)
+
+    def candidate(self, c, seed: int, resolution: int, epochs: int) -> None:
+        self.label, self.epochs = f"α={c.alpha:g} β={c.beta:g} γ={c.gamma:g} seed {seed} {resolution} px", epochs
+        if self.current is not None:
+            self.bar.remove_task(self.current)
+        self.current = self.bar.add_task(f"{self.label} epoch 1/{epochs}", total=None)
+
+    def step(self, step: int, total: int) -> None:
+        self.bar.update(self.current, completed=step, total=total)
+
+    def epoch(self, epoch: int, acc: float) -> None:
+        nxt = min(epoch + 2, self.epochs)
+        self.bar.update(self.current, description=f"{self.label} epoch {nxt}/{self.epochs} (val top-1 {acc:.1%})")
+
+    def finished(self, state: str, acc: float | None) -> None:
+        self.bar.advance(self.overall)
+
+    def failed(self, reason: str) -> None:
+        self.bar.console.print(f"{self.label}: {reason}", highlight=False)
+
+    def round(self, name: str, queued: int) -> None:
+        self.bar.console.print(f"{name}: {queued} more trials", highlight=False)
+        task = next((t for t in self.bar.tasks if t.id == self.overall), None)
+        if task is not None and task.total is not None:
+            self.bar.update(self.overall, total=task.total + queued)
+
+    def note(self, text: str) -> None:
+        _err.print(text, highlight=False)
+
+    def stop(self) -> None:
+        if self.overall is not None:  # a bar never started would still print a blank line
+            self.bar.stop()
+
+    def poll(self, done: int, total: int, alive: int) -> None:
+        """Trials done by worker processes, as read from the storage."""
+        self.bar.update(self.overall, completed=done, total=total, description=f"trials ({alive} workers running)")
+

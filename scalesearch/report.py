@@ -1,0 +1,96 @@
+"""The ranking and verdict as text: the cells, caption and units every output shares, and a markdown table.
+
+The CLI draws these cells with rich; ``show --format markdown`` and Python users get
+the same table as markdown from :func:`markdown_ranking`, and ``show --format json``
+the document of :func:`ranking_document`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from . import results
+
+
+def mega(n: float) -> str:
+    return f"{n / 1e6:,.2f}"
+
+
+def blank(x) -> bool:
+    return x is None or x != x
+
+
+def pct(x: float) -> str:
+    return "" if blank(x) else f"{100 * x:.2f}"
+
+
+# Headers of the ranking; line breaks keep the 17 columns inside a terminal (markdown joins the lines).
+RANKING_HEADERS = ["rank", "α", "β", "γ", "nominal\n×", "measured ×\n(target)", "measured ×\n(proxy)", "proxy\nparams (M)",
+                   "proxy\nMMACs", "proxy acts\n(M)", "seeds", "val top-1 %\nmean ± std", "score\n(seed-adj.)", "P(best)\n(%)",
+                   "tied", "time\n(s)", "status"]
+
+
+def ranking_cells(r) -> list[str]:
+    """One candidate's row as text; blanks where a failed or pruned candidate has no figure."""
+    def num(x, spec: str, scale: float = 1.0) -> str:
+        return "" if blank(x) else format(x / scale, spec)
+
+    def ratio(x, px) -> str:
+        return "" if blank(x) else f"{x:.2f} ({int(px)} px)"
+
+    return [num(r.rank, ".0f"), f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", num(r.nominal, ".2f"),
+            ratio(r.measured_target, r.target_resolution), ratio(r.measured_proxy, r.proxy_resolution),
+            num(r.params, ",.2f", 1e6), num(r.macs_proxy, ".1f", 1e6), num(r.acts_proxy, ".2f", 1e6), str(r.seeds),
+            pct(r.acc_mean) + ("" if blank(r.acc_std) else f" ± {pct(r.acc_std)}"), num(getattr(r, "score_mean", None), ".4f"),
+            pct(getattr(r, "p_best", None)), "yes" if r.tied else "", num(r.seconds, ".0f"), r.state]
+
+
+ONE_SEED = "one seed per candidate: no interval available"
+
+
+def ranking_caption(ranked, val_images: int | None = None) -> str:
+    if results.has_intervals(ranked):
+        ties = ("score = seed-adjusted mean of −(final val loss, nats per image), or of val top-1 for older studies; "
+                "seeds are paired (same images, order and init seed for every candidate); tied = the leader's lead is "
+                "within the 95% margin of the paired fit; P(best) = probability of being best under that fit")
+    elif val_images and not blank(best := ranked["acc_mean"].max()):
+        se = 100 * results.val_standard_error(best, val_images)  # at the leader's score, in points
+        # 1.96·√2·se: the 95% margin of the gap between two scores that each carry this error
+        ties = (f"{ONE_SEED}; scoring on {val_images:,} val images alone gives each val top-1 a standard error of "
+                f"{se:.1f} points, so gaps under {1.96 * math.sqrt(2) * se:.1f} points may be noise (use --seeds 3)")
+    else:
+        ties = f"{ONE_SEED}, differences may be noise (use --seeds 3)"
+    return (f"{ties}; measured × = built network's multiply-adds / the base's; proxy = the network as trained (data's "
+            "classes and channels, proxy width and side); acts = conv and linear output elements; time: training, all seeds")
+
+
+SHOW_UNITS = {"acc_mean, acc_std, ci95": "fraction of validation images (ci95: half-width of the 95% Student-t interval)",
+              "nominal, measured_target, measured_proxy": "cost multiplier on the base (α·β²·γ²; built network's multiply-adds)",
+              "params, macs_proxy, acts_proxy": "the network as trained: parameters, multiply-adds, conv/linear output elements",
+              "macs_target": "multiply-adds at the target side, 1000 classes", "seconds": "training time summed over seeds",
+              "best_epoch": "1-based, most common over seeds"}
+
+
+def verdict_line(v, candidates: int) -> str:
+    """The verdict (:func:`scalesearch.race.verdict`) in one line, with the number of tied candidates."""
+    p = "no estimate" if blank(v.p_best) else f"{pct(v.p_best)}%"
+    return (f"verdict: {v.words}: P(best) {p} at φ = {v.stage}; {len(v.tied)} of {candidates} candidates tied at "
+            f"φ = 1; {v.reason}")
+
+
+def markdown_ranking(ranked, title: str, val_images: int | None = None) -> str:
+    head = [h.replace("\n", " ") for h in RANKING_HEADERS]
+    rows = ["| " + " | ".join(c.replace("|", "\\|") for c in ranking_cells(r)) + " |" for r in ranked.itertuples()]
+    return "\n".join([f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---:|" * (len(head) - 1) + ":---|",
+                      *rows, "", ranking_caption(ranked, val_images), ""])
+
+
+def ranking_document(study_name: str, storage: str, epochs: Any, val_images: int | None, ranked: pd.DataFrame,
+                     verdict: dict | None) -> dict[str, Any]:
+    """The ranking as one JSON-ready document, every figure's unit named in ``units``."""
+    return {"study": study_name, "storage": storage, "proxy_epochs": epochs, "val_images": val_images,
+            "interval_available": results.has_intervals(ranked), "units": SHOW_UNITS, "verdict": verdict,
+            "candidates": json.loads(ranked.to_json(orient="records"))}

@@ -1,0 +1,277 @@
+"""A worker: one process's share of a study, popping queued trials and training each candidate on one device.
+
+A trial's life: take it from the queue, cost the trained member (:mod:`scalesearch.candidates`),
+reuse a twin's result when the same network was already trained with the same seed,
+else train the proxy (:mod:`scalesearch.proxy`) and record the outcome
+(:mod:`scalesearch.record`). Ctrl-C or SIGTERM stop at a safe point and put the
+current candidate back in the queue; a divergence or a run that did not learn fails
+the trial with its reason and no traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import torch
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.trial import TrialState
+
+from . import proxy, record
+from .candidates import Candidate, assess, candidate_spec
+from .data import DeviceData, subset
+from .plan import Plan, seed_list
+from .progress import Progress
+from .sampling import manifold_size, suggest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    """One process's share of a study: pops trials and trains them on one device."""
+
+    plan: Plan
+    study: optuna.Study
+    device: torch.device
+    progress: Progress = field(default_factory=Progress)
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        proxy.configure(self.device)
+        self._data: dict[int, DeviceData] = {}
+        self.stopping = threading.Event()  # Ctrl-C or SIGTERM seen
+        self.training = False  # inside the objective, where a stop may interrupt at once
+
+    def data(self, seed: int) -> DeviceData:
+        """Seed `seed`'s training subset (and the shared val images) on the device.
+
+        Every candidate trained with one seed sees the same images, order, augmentation
+        and init seed (common random numbers), so differences between candidates are not
+        differences between data samples; another seed draws another subset.
+        """
+        if seed not in self._data:
+            self._data.clear()  # racing goes seed by seed: keep one subset on the device
+            p = self.plan.space.proxy
+            ds = subset(self.plan.data, min(p.train, len(self.plan.data.train_y)), None, seed)
+            self._data[seed] = DeviceData(ds, self.device)
+        return self._data[seed]
+
+    def work(self) -> None:
+        """Run trials until the queue (grid) or the trial budget (other samplers) is used up.
+
+        Ctrl-C (SIGINT) or SIGTERM stops at a safe point, then raises KeyboardInterrupt: in
+        the middle of a candidate, its trial is marked interrupted and the candidate queued
+        again; between candidates (Optuna taking or closing a trial, waiting for others)
+        the worker finishes that step first, so no trial is left RUNNING without a heartbeat.
+        """
+        # Ctrl-C is no error: keep Optuna's "trial failed" warning and its traceback off the screen.
+        # A failed candidate is reported once by the progress (its reason); Optuna's NaN warning would repeat it.
+        optuna_log = logging.getLogger("optuna.study._optimize")
+        quiet = lambda entry: not self.stopping.is_set() and not _is_nan_warning(entry.getMessage())
+        optuna_log.addFilter(quiet)
+        try:
+            with self._stop_safely():
+                if not self._finished():
+                    self.study.optimize(self._objective, n_trials=None,
+                                        callbacks=[self._stop_when_finished], gc_after_trial=False)
+        finally:
+            optuna_log.removeFilter(quiet)
+        if self.stopping.is_set():
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def _stop_safely(self) -> Iterator[None]:
+        def on_signal(signum: int, frame: Any) -> None:
+            self.stopping.set()
+            if self.training:
+                self.training = False
+                raise KeyboardInterrupt
+
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _finished(self) -> bool:
+        """Nothing left to ask for; with heartbeats, also nothing left RUNNING elsewhere.
+
+        A RUNNING trial may belong to a worker that died: Optuna fails it (and the retry
+        callback queues it again) only when a live worker checks for stale trials, so this
+        worker polls once a second until every RUNNING trial has finished or been
+        re-queued, and then takes the re-queued one.
+        """
+        while not self.stopping.is_set():
+            trials = self.study.get_trials(deepcopy=False)
+            if any(t.state == TrialState.WAITING for t in trials):
+                return False
+            if not self.plan.grid:
+                proposed = {record.key(c) for t in trials if (c := record.candidate(t)) and record.is_done(t) and t.user_attrs.get("phi", 1) == 1}
+                if len(proposed) < min(self.plan.space.trials, manifold_size(self.plan.space, self.plan.base)):
+                    return False
+            if not is_heartbeat_enabled(self.study._storage) or not any(t.state == TrialState.RUNNING for t in trials):
+                return True
+            self.stopping.wait(1.0)
+            with warnings.catch_warnings():  # experimental since Optuna 2.9, as optimize() uses it
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+        return True
+
+    def _stop_when_finished(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if self._finished():
+            study.stop()
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        """Evaluate one candidate; on a stop, mark the trial interrupted and queue the candidate again."""
+        try:
+            self.training = True
+            if self.stopping.is_set():  # the stop came while Optuna was handing out this trial
+                raise KeyboardInterrupt
+            return self._evaluate(trial)
+        except KeyboardInterrupt:
+            self.training = False
+            self.stopping.set()
+            trial.set_user_attr("fail_reason", "interrupted")
+            if trial.user_attrs.get("queued"):  # back in the queue at once, for a live worker or the rerun
+                record.requeue(self.study, trial)
+            self.progress.finished("interrupted", None)
+            raise
+        finally:
+            self.training = False
+
+    def _evaluate(self, trial: optuna.Trial) -> float:
+        plan, space = self.plan, self.plan.space
+        queued = bool(trial.user_attrs.get("queued"))
+        if queued:  # grid points, later seeds and φ = 2 checks carry their candidate in user attributes
+            c = Candidate(trial.user_attrs["alpha"], trial.user_attrs["beta"], trial.user_attrs["gamma"])
+        elif plan.grid:
+            # Another worker emptied the queue between our check and our ask; the
+            # callback then decides whether to wait for running trials or stop.
+            trial.set_user_attr("unqueued", True)
+            raise optuna.TrialPruned("grid exhausted")
+        else:
+            c = suggest(trial, space, plan.base)
+        phi = trial.user_attrs.get("phi", 1)
+        trained = Candidate(c.alpha**phi, c.beta**phi, c.gamma**phi)  # φ = 2 for transfer checks
+        seed = int(trial.user_attrs.get("seed", space.proxy.seed))
+        if self._covered(trial, (record.key(c), seed, phi)):
+            # Two `run`s that start together both queue the grid, or a sampler proposed a point
+            # again: the later copy stands aside and does not count.
+            trial.set_user_attr("unqueued", True)
+            raise optuna.TrialPruned("already evaluated")
+        a = assess(plan.base, trained, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels, space.proxy.width)
+        where = {"device": str(self.device), "worker": f"{socket.gethostname()}:{os.getpid()}"}  # who trained it
+        for k, v in ({"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "phi": phi, "seed": seed}
+                     | record.cost_attrs(a) | where).items():
+            trial.set_user_attr(k, v)
+        spec = candidate_spec(plan.base, trained, a.proxy_resolution, space.proxy.width)
+        trial.set_user_attr("network", record.network_key(spec))
+        self.progress.candidate(trained, seed, a.proxy_resolution, space.proxy.epochs)
+        twin = self._twin(trial, spec, seed)
+        if twin is not None:
+            if not queued and not plan.grid:
+                self._queue_other_seeds(c, seed)
+            return self._share(trial, twin)
+        accs: list[float] = []
+
+        def on_epoch(epoch: int, acc: float, loss: float) -> None:
+            accs.append(acc)
+            trial.set_user_attr("val_acc", accs)
+            self.progress.epoch(epoch, acc)
+            # Step = epochs trained, so the pruners' min_resource=1 rung falls after the first epoch;
+            # after the last one there is nothing left to save, and the trial should count as complete.
+            trial.report(acc, epoch + 1)
+            if epoch + 1 < space.proxy.epochs and trial.should_prune():
+                self.progress.finished("pruned", acc)
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+
+        data = self.data(seed)
+        try:
+            r = proxy.train(spec, data, space.proxy, a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step,
+                            compile=self.compile, every_epoch=space.pruner != "none")
+            proxy.require_learning(r, data.num_classes, data.num_val)
+        except proxy.Diverged as exc:
+            return self._fail(trial, f"diverged: {exc}")
+        except proxy.DidNotLearn as exc:
+            return self._fail(trial, str(exc))
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return self._fail(trial, f"out of memory on {self.device} at {a.proxy_resolution} px")
+        for k, v in {"val_acc": r.val_acc, "val_loss": r.val_loss, "train_loss": r.train_loss,
+                     "seconds": r.seconds, "best_acc": max(r.val_acc), "train_images": r.train_images,
+                     # without a pruner only the last epoch is evaluated
+                     "best_epoch": r.best_epoch + 1 if space.pruner != "none" else space.proxy.epochs}.items():
+            trial.set_user_attr(k, v)
+        if not queued and not plan.grid:
+            self._queue_other_seeds(c, seed)
+        self.progress.finished("complete", r.final_acc)
+        return r.final_acc
+
+    def _covered(self, trial: optuna.Trial, key: tuple) -> bool:
+        """Whether an earlier trial already stands for this (candidate, seed, φ)."""
+        return any(t.number < trial.number and record.is_done(t) and record.slot(t) == key
+                   for t in self.study.get_trials(deepcopy=False))
+
+    def _twin(self, trial: optuna.Trial, spec, seed: int) -> optuna.trial.FrozenTrial | None:
+        """A finished trial (complete or pruned) that trained this very network with this seed.
+
+        Depth and width round, so neighbouring (α, β, γ) often build the same proxy
+        network (24 feasible points, 19 networks for B0 at 2x); training it again with
+        the same seed and data would repeat the same result at full cost.
+        """
+        key = record.network_key(spec)
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            a = t.user_attrs
+            if (a.get("network") == key and a.get("seed") == seed and "shared_from" not in a and a.get("val_acc")
+                    and t.number != trial.number):
+                return t
+        return None
+
+    def _share(self, trial: optuna.Trial, twin: optuna.trial.FrozenTrial) -> float:
+        """Record the twin's outcome as this candidate's own, with the link and no training time."""
+        accs = twin.user_attrs["val_acc"]
+        for epoch, acc in enumerate(accs):
+            trial.report(acc, epoch + 1)
+        for k in ("val_acc", "val_loss", "train_loss", "best_epoch", "best_acc"):
+            if k in twin.user_attrs:
+                trial.set_user_attr(k, twin.user_attrs[k])
+        trial.set_user_attr("seconds", 0.0)
+        trial.set_user_attr("shared_from", twin.number)
+        if twin.state == TrialState.PRUNED:
+            self.progress.finished("pruned", accs[-1])
+            raise optuna.TrialPruned(f"same network as trial {twin.number}, pruned after epoch {len(accs)}")
+        self.progress.finished("complete", accs[-1])
+        return float(twin.value)
+
+    def _fail(self, trial: optuna.Trial, reason: str) -> float:
+        """Record why the candidate has no score; NaN makes Optuna fail the trial without a traceback."""
+        trial.set_user_attr("fail_reason", reason)
+        self.progress.finished("failed", None)
+        self.progress.failed(reason)
+        return math.nan
+
+    def _queue_other_seeds(self, c: Candidate, seed: int) -> None:
+        for s in seed_list(self.plan.space):
+            if s != seed:
+                record.enqueue(self.study, c, s, phi=1)
+
+
+
+def _is_nan_warning(message: str) -> bool:
+    """Optuna's two warnings for an objective that returned NaN (a candidate failed with a recorded reason)."""
+    return "failed with value nan" in message or "The value nan is not acceptable" in message
