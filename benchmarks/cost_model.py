@@ -8,7 +8,7 @@ from __future__ import annotations
 import fvcore.nn  # noqa: F401  imported up front so fvcore's first timing leaves its import out
 
 from scalesearch.arch import load_base, scale
-from scalesearch.cost import measure, network_cost
+from scalesearch.cost import fvcore_count, network_cost
 
 from .common import best_of, console, section, table
 
@@ -22,7 +22,7 @@ def run(quick: bool = False, device: str = "cpu") -> str:
         spec = scale(load_base(name))  # the preset at its own resolution, 1000 classes, 3 channels
         console.log(f"cost model: {name} at {spec.resolution} px")
         t_analytic, cost = best_of(lambda: network_cost(spec), analytic_repeats)
-        t_fvcore, counted = best_of(lambda: measure(spec), fvcore_repeats)
+        t_fvcore, counted = best_of(lambda: fvcore_count(spec), fvcore_repeats)
         fv = counted["conv_linear_macs"]
         rows.append([name.upper(), spec.resolution, f"{t_analytic * 1e3:.3f}", f"{t_fvcore:.2f}",
                      f"{t_fvcore / t_analytic:,.0f}", f"{cost.macs / 1e9:.4f}", f"{fv / 1e9:.4f}",
@@ -30,5 +30,5 @@ def run(quick: bool = False, device: str = "cpu") -> str:
     headers = ["network", "resolution (px)", "analytic (ms)", "fvcore (s)", "speed-up (×)",
                "analytic conv+linear (GMACs)", "fvcore conv+linear (GMACs)", "identical"]
     note = (f"Best of {analytic_repeats} analytic and {fvcore_repeats} fvcore runs; fvcore's time includes "
-            "building the module (`scalesearch.cost.measure`). Goal: ≥ 1000× faster with identical counts.")
+            "building the module (`scalesearch.cost.fvcore_count`). Goal: ≥ 1000× faster with identical counts.")
     return section("Cost model vs fvcore", "cpu", table(headers, rows), note)

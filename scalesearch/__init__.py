@@ -20,7 +20,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .arch import BaseNetwork, NetworkSpec, load_base, scale  # noqa: E402
-from .cost import Cost, measure, network_cost  # noqa: E402
+from .cost import Cost, fvcore_count, network_cost  # noqa: E402
 from .errors import ScaleSearchError  # noqa: E402
 
 # Loaded on first use: these pull in torch, optuna or pandas, which `import scalesearch` should not pay for.
@@ -31,7 +31,7 @@ _LAZY = {
     "feasible_grid": "candidates", "Progress": "progress", "RichProgress": "progress", "load_data": "data",
 }
 
-__all__ = ["BaseNetwork", "Cost", "NetworkSpec", "ScaleSearchError", "load_base", "measure", "network_cost", "scale",
+__all__ = ["BaseNetwork", "Cost", "NetworkSpec", "ScaleSearchError", "load_base", "fvcore_count", "network_cost", "scale",
            "__version__", *_LAZY]
 
 

@@ -75,7 +75,7 @@ def network_table(spec: arch.NetworkSpec, base_macs: int, num_classes: int, in_c
              f"{mega(total.params)} M params  {total.macs / 1e9:.3f} GMACs  {mega(total.acts)} M activations  "
              f"{total.macs / base_macs:.2f}× base MACs")
     if verify:
-        m = cost.measure(spec, num_classes=num_classes, in_channels=in_channels)
+        m = cost.fvcore_count(spec, num_classes=num_classes, in_channels=in_channels)
         title += (f"\nfvcore: conv+linear {m['conv_linear_macs'] / 1e9:.3f} GMACs, total with BatchNorm and pooling "
                   f"{m['total_macs'] / 1e9:.3f} GMACs, {mega(m['params'])} M params")
     t = Table(title=title, title_justify="left")

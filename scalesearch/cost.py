@@ -90,7 +90,7 @@ def stage_costs(spec: NetworkSpec, resolution: int | None = None, num_classes: i
     return totals
 
 
-def measure(spec: NetworkSpec, resolution: int | None = None, num_classes: int = 1000, in_channels: int = 3) -> dict[str, int]:
+def fvcore_count(spec: NetworkSpec, resolution: int | None = None, num_classes: int = 1000, in_channels: int = 3) -> dict[str, int]:
     """Count the built network with fvcore (slow; the analytic figures need no run).
 
     Returns ``conv_linear_macs`` (fvcore's conv + linear counts, comparable to

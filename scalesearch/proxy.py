@@ -216,6 +216,37 @@ def train(
     return result
 
 
+def seconds_per_image(spec: NetworkSpec, data: DeviceData, settings: ProxySettings, resolution: int, steps: int = 4) -> float:
+    """Training seconds per image of `spec` on `data`'s device: the median of `steps` timed steps after a warm-up.
+
+    For the run's expected time: a few steps cost a second or two, and a proxy's cost scales
+    with its multiply-adds, so one timed network prices every candidate. The median keeps a
+    moment of contention on a shared machine from deciding the estimate.
+    """
+    net = build(spec, data.num_classes, data.in_channels).to(data.device, memory_format=torch.channels_last).train()
+    optimizer = make_optimizer(net, settings)
+    loss_fn = nn.CrossEntropyLoss()
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if data.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    batches = data.train_batches(settings.batch_size, resolution, torch.Generator().manual_seed(0))
+    per_image = []
+    for _, (x, y) in zip(range(steps + 1), batches):
+        start = time.perf_counter()
+        with amp:
+            loss = loss_fn(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        _sync(data.device)
+        per_image.append((time.perf_counter() - start) / len(y))
+    timed = sorted(per_image[1:] or per_image)  # the first step allocates and warms caches
+    return timed[len(timed) // 2]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 # Images whose batch statistics become the BatchNorm running stats before each evaluation.
 BN_CALIBRATION_IMAGES = 256
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
+import torch
 from optuna.trial import TrialState
 
 from . import export, family, provenance, proxy, race, record, results
@@ -167,10 +168,18 @@ def execute(options: RunOptions, progress: Progress | None = None) -> tuple[Plan
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
     worker = Worker(plan, study, device, progress, options.compile)
+    if total > done:
+        progress.note(expected_line(worker.expected_seconds(total - done), total - done, device))
     worker.work()
     while queue_next_round(plan, study, progress):
         worker.work()
     return plan, study
+
+
+def expected_line(seconds: float, trials: int, device: torch.device) -> str:
+    """The run's expected time in words: a first-round estimate, since racing decides later rounds as it goes."""
+    return (f"expected: about {max(1, round(seconds / 60))} min on {device} for the {trials} trials of the first round "
+            "(timed from a few training steps; the race may add rounds of more seeds and φ = 2 members)")
 
 
 def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None = None) -> int:

@@ -66,6 +66,22 @@ class Worker:
             self._data[seed] = DeviceData(ds, self.device)
         return self._data[seed]
 
+    def expected_seconds(self, trials: int) -> float:
+        """Rough training time of `trials` trials of this plan on this device, from a few timed steps.
+
+        The median-cost feasible candidate is timed; each trial costs its share of multiply-adds
+        times the images it trains on, plus evaluation (a forward pass, about a third of a step).
+        """
+        plan, p = self.plan, self.plan.space.proxy
+        feasible = sorted(plan.report.feasible, key=lambda a: a.macs_proxy)
+        median = feasible[len(feasible) // 2]
+        spec = candidate_spec(plan.base, median.candidate, median.proxy_resolution, p.width)
+        data = self.data(p.seed)
+        per_image = proxy.seconds_per_image(spec, data, p, median.proxy_resolution)
+        images = p.epochs * data.num_train + (data.num_val + proxy.BN_CALIBRATION_IMAGES) / 3
+        mean_macs = sum(a.macs_proxy for a in feasible) / len(feasible)
+        return trials * images * per_image * mean_macs / median.macs_proxy
+
     def work(self) -> None:
         """Run trials until the queue (grid) or the trial budget (other samplers) is used up.
 

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from scalesearch.arch import load_base, scale
-from scalesearch.cost import conv_out, layer_costs, measure, network_cost, stage_costs
+from scalesearch.cost import conv_out, fvcore_count, layer_costs, network_cost, stage_costs
 
 
 def test_macs_equal_reference(reference):
@@ -20,7 +20,7 @@ def test_macs_equal_reference(reference):
 def test_fvcore_agrees_on_presets(reference, name):
     row = next(r for r in reference if r["name"] == name)
     spec = scale(load_base(name))
-    m = measure(spec)
+    m = fvcore_count(spec)
     assert m["conv_linear_macs"] == network_cost(spec).macs
     assert m["params"] == int(row["params_exact"])
     assert m["total_macs"] == int(row["fvcore_total"])  # fvcore's total adds BatchNorm and pooling
@@ -32,7 +32,7 @@ def test_fvcore_agrees_on_random_networks(seed):
     base = load_base(rng.choice(["b0", "b2", "tiny-mbconv"]))
     spec = scale(base, rng.uniform(0.3, 1.6), rng.uniform(0.3, 1.6), rng.randint(8, 97))
     classes, channels = rng.randint(1, 300), rng.randint(1, 4)
-    m = measure(spec, num_classes=classes, in_channels=channels)
+    m = fvcore_count(spec, num_classes=classes, in_channels=channels)
     c = network_cost(spec, num_classes=classes, in_channels=channels)
     assert (c.macs, c.params) == (m["conv_linear_macs"], m["params"])
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -15,6 +16,7 @@ from scalesearch import pool as workers, proxy, search
 from scalesearch.arch import load_base, scale
 from scalesearch.data import DeviceData, load_data
 from scalesearch.errors import ScaleSearchError
+from scalesearch.worker import Worker
 from scalesearch.sampling import manifold_size
 from scalesearch.space import ProxySettings, load_space
 
@@ -61,6 +63,7 @@ def test_grid_run_evaluates_every_feasible_point_once_and_writes_results(capsys,
     assert r.code == 0, r.err
     assert "winner: α=" in r.out and "Family of tiny-mbconv" in r.out
     assert "9 nominal" in r.err  # the feasibility count under each constraint is printed
+    assert re.search(r"expected: about \d+ min on cpu for the 9 trials of the first round", r.err), r.err
     keys = complete_keys(study_of(tmp_path / "results"))
     assert len(keys) == FEASIBLE == len(set(keys))
     (folder,) = (tmp_path / "results").iterdir()
@@ -308,3 +311,14 @@ def test_compile_reaches_the_trainer_and_the_workers(capsys, space_file, tmp_pat
     assert seen and all(seen)
     assert workers.worker_command("s", workers.Slot("cpu", 1), compile=True)[-1] == "--compile"
     assert "--compile" not in workers.worker_command("s", workers.Slot("cpu", 1))
+
+
+def test_expected_time_scales_with_the_trials_and_the_images(space_file, tmp_path) -> None:
+    """The estimate prices every trial by its share of multiply-adds and images, from a few timed steps."""
+    plan = search.prepare(search.RunOptions(base="tiny-mbconv", data="synthetic:64", space=str(space_file),
+                                            results_dir=str(tmp_path), device="cpu"))
+    worker = Worker(plan, None, torch.device("cpu"))
+    one = worker.expected_seconds(1)
+    assert 0 < one < 60
+    many = worker.expected_seconds(100)
+    assert 20 * one < many < 500 * one  # 100 trials, within the noise of two timings on a shared machine
