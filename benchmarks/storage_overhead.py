@@ -20,6 +20,8 @@ from collections.abc import Iterator
 
 import optuna
 
+from scalesearch import record
+from scalesearch.candidates import Candidate
 from scalesearch.storage import open_storage
 
 from .common import console, section, table
@@ -61,7 +63,7 @@ def per_trial_ms(url: str, trials: int) -> tuple[float, float]:
     study = optuna.create_study(study_name=f"bench-{secrets.token_hex(4)}", storage=open_storage(url), direction="maximize")
     start = time.perf_counter()
     for i in range(trials):
-        study.enqueue_trial({}, user_attrs={"queued": True, "seed": 0, "phi": 1, "alpha": 1.0 + i, "beta": 1.0, "gamma": 1.0})
+        record.enqueue(study, Candidate(1.0 + i, 1.0, 1.0), seed=0, phi=1)
     enqueue = time.perf_counter() - start
 
     def objective(trial: optuna.Trial) -> float:
