@@ -228,16 +228,17 @@ def seconds_per_image(spec: NetworkSpec, data: DeviceData, settings: ProxySettin
     loss_fn = nn.CrossEntropyLoss()
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if data.device.type == "cuda" else torch.autocast("cpu", enabled=False)
     batches = data.train_batches(settings.batch_size, resolution, torch.Generator().manual_seed(0))
-    per_image = []
-    for _, (x, y) in zip(range(steps + 1), batches):
-        start = time.perf_counter()
+    per_image, last = [], time.perf_counter()
+    for _, (x, y) in zip(range(steps + 1), batches):  # each step's time includes making its batch (augmentation)
         with amp:
             loss = loss_fn(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         _sync(data.device)
-        per_image.append((time.perf_counter() - start) / len(y))
+        now = time.perf_counter()
+        per_image.append((now - last) / len(y))
+        last = now
     timed = sorted(per_image[1:] or per_image)  # the first step allocates and warms caches
     return timed[len(timed) // 2]
 
