@@ -42,8 +42,9 @@ def _admin():
 
 def _restart_server() -> float:
     """Restart the cluster on the admin DSN's port; returns the seconds it took."""
-    with _admin() as conn:
-        port = str(conn.info.port)
+    conn = _admin()
+    port = str(conn.info.port)
+    conn.close()
     listed = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True).stdout
     version, name = next(line.split()[:2] for line in listed.splitlines() if line.split()[2] == port)
     start = time.perf_counter()
@@ -87,8 +88,10 @@ def run(quick: bool = False, device: str = "cpu", workers: int = 1) -> str:
             wall = time.perf_counter() - start
         ts = _trials(url, study)
     finally:
-        with _admin() as conn, conn.cursor() as cur:
+        conn = _admin()  # not `with conn`: psycopg2 would open a transaction, where DROP DATABASE cannot run
+        with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        conn.close()
     slots = collections.Counter((t.user_attrs.get("alpha"), t.user_attrs.get("beta"), t.user_attrs.get("gamma"),
                                  t.user_attrs.get("seed"), t.user_attrs.get("phi", 1))
                                 for t in ts if t.state == TrialState.COMPLETE and "alpha" in t.user_attrs)
