@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from .batches import AUGMENTS, DeviceData  # noqa: F401  (DeviceData: the batching half of the data API)
 from .errors import ScaleSearchError
-from .folder import Report, RichReport, balanced_order, load_folder, split_pools
+from .folder import Report, RichReport, balanced_order, load_folder, require_memory, split_pools
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +290,7 @@ def _synthetic(n_train: int, classes: int = 10, side: int = 16) -> Dataset:
     Easy on purpose: the tests' proxies take a handful of steps, and a proxy that
     cannot leave chance is (rightly) failed as "did not learn".
     """
+    require_memory(12 * n_train * side * side, f"synthetic:{n_train}", "use a smaller N")  # float32 while made
     g = torch.Generator().manual_seed(0)
     protos = F.interpolate((torch.rand(classes, 1, 4, 4, generator=g) > 0.5).float(), size=side, mode="nearest")
 

@@ -233,9 +233,30 @@ def _flatten(im):
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
+def available_memory() -> int:
+    """Bytes the kernel says can be allocated without swapping (MemAvailable), else free pages."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def require_memory(nbytes: int, what: str, advice: str) -> None:
+    """Refuse, before allocating, to hold more than half the available memory (training needs the rest)."""
+    free = available_memory()
+    if nbytes > free / 2:
+        raise ScaleSearchError(f"{what} needs {_bytes(nbytes)}, more than half the {_bytes(free)} of memory available; {advice}")
+
+
 def _decode(folder: Path, classes: list[str], splits: dict[str, _Split], side: int,
             report: Report, workers: int | None) -> Decoded:
     t0 = time.perf_counter()
+    n = sum(len(s.todo) for s in splits.values())
+    require_memory(n * 3 * side * side, f"decoding {n:,} images at {side} px ({n:,} × 3 × {side}² bytes)",
+                   "use fewer --train/--val images or a smaller --proxy-resolution")
     for s in splits.values():
         s.allocate(side)
     report.start(sum(len(s.todo) for s in splits.values()), f"decoding at {side} px")
@@ -347,4 +368,8 @@ def _write_cache(path: Path, decoded: Decoded, report: Report) -> None:
 
 
 def _mb(path: Path) -> str:
-    return f"{path.stat().st_size / 2**20:,.1f} MiB"
+    return _bytes(path.stat().st_size)
+
+
+def _bytes(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"

@@ -228,3 +228,27 @@ def test_the_default_report_draws_on_stderr(tmp_path, capsys):
     load_data(str(write_folder(tmp_path / "pets", per_class=3, classes=("a", "b"))), side=8)
     err = capsys.readouterr().err
     assert "decoded 4 train + 2 val images at 8 px" in err and "MiB" in err
+
+
+def test_a_subset_larger_than_memory_is_refused_before_anything_is_allocated(tmp_path, monkeypatch, capsys, cache_home):
+    """images × 3 × side² is checked against the available memory before the array exists: one line, exit 2."""
+    root = write_folder(tmp_path / "photos", per_class=4)
+    monkeypatch.setattr(folder, "available_memory", lambda: 2 * 12 * 3 * 64 * 64 - 1)  # half of it: just under 12 images
+    allocated, real = [], folder._Split.allocate
+    monkeypatch.setattr(folder._Split, "allocate", lambda self, side: (allocated.append(side), real(self, side)))
+    with pytest.raises(ScaleSearchError, match=r"decoding 12 images at 64 px .* more than half the 0.3 MiB of memory available"):
+        load(root, side=64)
+    assert not allocated
+    load(root, side=32)  # a quarter of the bytes fits
+    assert allocated == [32, 32]
+    monkeypatch.setattr(folder, "available_memory", lambda: 1000)
+    r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--data", root, "--results-dir", tmp_path / "r")
+    last = r.err.rstrip().splitlines()[-1]  # after the notes that the folder holds fewer images than asked for
+    assert r.code == 2 and "Traceback" not in r.err and last.startswith("scalesearch: error: decoding"), r.err
+    assert "memory available; use fewer --train/--val images" in last and not (tmp_path / "r").exists()
+
+
+def test_synthetic_data_beyond_memory_is_refused(monkeypatch):
+    monkeypatch.setattr(folder, "available_memory", lambda: 10**6)
+    with pytest.raises(ScaleSearchError, match="synthetic:1000000 needs"):
+        load_data("synthetic:1000000")
