@@ -176,7 +176,10 @@ def run(
     base: str = typer.Option("b0", help="Preset (b0 … b7, b8, l2), shipped base, or path to a base .toml."),
     budget: Optional[str] = typer.Option(None, help="Compute multiplier at φ = 1, e.g. 2x (default: the space file's)."),
     space: str = typer.Option("default", help="Search space: a name from `scalesearch spaces` or a .toml path."),
-    constraint: Optional[str] = typer.Option(None, help="nominal (α·β²·γ²) or measured (built network's MACs ratio at the target resolution)."),
+    constraint: Optional[str] = typer.Option(None, help="nominal (α·β²·γ²), measured (built network's MACs ratio at the target "
+                                             "resolution), acts (its activations ratio) or latency (its measured latency ratio)."),
+    latency_device: Optional[str] = typer.Option(None, help="Where --constraint latency measures: cpu, cuda or cuda:N (default: --device)."),
+    latency_batch: Optional[int] = typer.Option(None, help="Images per timed forward pass for --constraint latency (default 1)."),
     tolerance: Optional[float] = typer.Option(None, help="Relative tolerance on the budget, e.g. 0.05."),
     sampler: Optional[str] = typer.Option(None, help="grid, tpe, random, qmc or cmaes."),
     trials: Optional[int] = typer.Option(None, help="Candidates to sample (not grid)."),
@@ -204,7 +207,8 @@ def run(
     progress = RichProgress()
     with interruptible(progress, "the current candidate is marked interrupted"):
         result = search.run(base, budget, space=space, progress=progress, workers=workers, devices=devices, restart=restart,
-                            data=data, device=device, constraint=constraint, tolerance=tolerance, sampler=sampler,
+                            data=data, device=device, constraint=constraint, latency_device=latency_device,
+                            latency_batch=latency_batch, tolerance=tolerance, sampler=sampler,
                             trials=trials, pruner=pruner, epochs=epochs, seeds=seeds, max_seeds=max_seeds,
                             train=train_images, val=val_images, batch_size=batch_size, resolution=proxy_resolution,
                             study=study, storage=storage_url, results_dir=results_dir, compile=compile_step)
@@ -221,6 +225,7 @@ def print_result(r: search.SearchResult) -> None:
               f"MACs at {int(w.target_resolution)} px; proxy val top-1 {pct(w.acc_mean)}%", highlight=False)
     if r.verdict is not None:
         out.print(verdict_line(r.verdict, len(r.ranking)), highlight=False)
+    out.print(report.constraint_line(r.study.user_attrs["config"]), highlight=False)
     out.print(family_rich(r.family, f"Family of {p.base.name} (φ = 0 … 7, 1000 classes)", official=False))
     out.print(f"wrote {r.folder}/trials.csv, ranking.csv, coefficients.json", highlight=False)
 
@@ -265,14 +270,16 @@ def show(
         sys.stdout.write(ranked.to_csv(index=False))
     elif fmt == "json":
         doc = report.ranking_document(st.study_name, storage.redact(url), epochs, val_images, ranked,
-                                      export.verdict_document(st))
+                                      export.verdict_document(st), report.constraint_summary(st.user_attrs["config"]))
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "markdown":
-        sys.stdout.write(markdown_ranking(ranked, title, val_images) + (f"\n{verdict_line(v, candidates)}\n" if v else ""))
+        sys.stdout.write(markdown_ranking(ranked, title, val_images) + (f"\n{verdict_line(v, candidates)}\n" if v else "")
+                         + f"\n{report.constraint_line(st.user_attrs['config'])}\n")
     else:
         out.print(ranking_table(ranked, title, val_images=val_images))
         if v is not None:
             out.print(verdict_line(v, candidates), highlight=False)
+        out.print(report.constraint_line(st.user_attrs["config"]), highlight=False)
     if ranked.empty:
         err.print("no complete candidate" + ("" if show_all else "; --all also lists pruned and failed ones"), highlight=False)
 

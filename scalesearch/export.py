@@ -29,6 +29,7 @@ from .errors import ScaleSearchError
 from .family import FORMAT, RESOLUTION_MULTIPLE, SCHEMA_VERSION, family_table, member
 from .files import write_text
 from .race import verdict
+from .report import constraint_summary
 from .results import has_intervals, trials_frame
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ def coefficients_document(study: optuna.Study, ranked: pd.DataFrame, base: BaseN
         **{k: doc[k] for k in ("format", "schema_version", "alpha", "beta", "gamma")},
         "budget": config.get("space", {}).get("budget"),
         "constraint": config.get("space", {}).get("constraint"),
+        "constraint_detail": constraint_summary(config),
+        **{k: _num(w.get(k)) for k in ("acts_target", "latency_target", "latency_s")},
         "nominal": float(w["nominal"]),
         "measured_target": float(w["measured_target"]),
         "measured_proxy": float(w["measured_proxy"]),

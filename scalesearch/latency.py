@@ -254,16 +254,25 @@ class Meter:
         self.seconds += time.perf_counter() - start
         return lat
 
+    def key(self, spec: NetworkSpec, side: int) -> str:
+        return cache_key(spec, side, self.num_classes, self.in_channels, self.conditions)
+
+    def cached(self, spec: NetworkSpec, side: int) -> Latency | None:
+        return self.cache.get(self.key(spec, side)) if self.cache is not None else None
+
+    def remember(self, spec: NetworkSpec, side: int, lat: Latency) -> None:
+        """Store a measurement made outside :meth:`latency` (e.g. the fastest of several)."""
+        if self.cache is not None:
+            self.cache.put(self.key(spec, side), lat)
+
     def latency(self, spec: NetworkSpec, side: int) -> Latency:
         """`spec`'s latency at `side` px: from the cache when measured before under these conditions."""
-        key = cache_key(spec, side, self.num_classes, self.in_channels, self.conditions)
-        hit = self.cache.get(key) if self.cache is not None else None
+        hit = self.cached(spec, side)
         if hit is not None:
             self.reused += 1
             return hit
         lat = self.measure(spec, side)
-        if self.cache is not None:
-            self.cache.put(key, lat)
+        self.remember(spec, side, lat)
         return lat
 
     def many(self, items: Iterable[tuple[NetworkSpec, int]], on_progress: Progress | None = None) -> list[Latency]:
@@ -272,7 +281,7 @@ class Meter:
         done: dict[str, Latency] = {}
         out = []
         for i, (spec, side) in enumerate(items, 1):
-            key = cache_key(spec, side, self.num_classes, self.in_channels, self.conditions)
+            key = self.key(spec, side)
             before = self.measured
             if key not in done:
                 done[key] = self.latency(spec, side)

@@ -22,6 +22,9 @@ import optuna
 from . import __version__, fidelity
 from .arch import BaseNetwork, load_base
 from .candidates import GridReport, feasible_grid, require_feasible, resolution_for
+from .latency import Meter
+from .latency import Progress as LatencyProgress
+from .latency_budget import LatencyCheck
 from .data import Dataset, data_shape, load_data
 from .errors import ScaleSearchError
 from .files import make_folder
@@ -41,6 +44,8 @@ class RunOptions:
     compile: bool = False  # torch.compile the training step (long runs only)
     budget: str | float | None = None
     constraint: str | None = None
+    latency_device: str | None = None  # where `constraint = "latency"` measures (default: the run's device)
+    latency_batch: int | None = None  # images per timed forward pass (default 1)
     tolerance: float | None = None
     sampler: str | None = None
     trials: int | None = None
@@ -94,7 +99,9 @@ class Plan:
                      "classes": self.data.num_classes, "channels": self.data.in_channels,
                      "train": len(self.data.train_y), "val": len(self.data.val_y)},
             "grid": {"points": self.report.total, "feasible_nominal": self.report.feasible_nominal,
-                     "feasible_measured": self.report.feasible_measured},
+                     "feasible_measured": self.report.feasible_measured, "feasible_acts": self.report.feasible_acts,
+                     "feasible_latency": self.report.feasible_latency},
+            **({"latency": self.report.latency.record()} if self.report.latency else {}),
         }
 
 
@@ -105,8 +112,13 @@ def default_study_name(base: BaseNetwork, space: SearchSpace, data_spec: str) ->
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
 
 
-def prepare(options: RunOptions) -> Plan:
-    """Resolve and validate every option; raises ScaleSearchError, writes nothing."""
+def prepare(options: RunOptions, latency: LatencyCheck | None = None, on_latency: LatencyProgress | None = None) -> Plan:
+    """Resolve and validate every option; raises ScaleSearchError, writes nothing but the latency cache.
+
+    Under the latency constraint the grid's latencies are measured (`on_latency` hears each
+    network) and cached in ``<results_dir>/latency-cache.json``, unless `latency` holds the
+    measurement a study recorded.
+    """
     overrides = {k: getattr(options, k) for k in ("constraint", "tolerance", "sampler", "trials", "pruner",
                                                     "epochs", "seeds", "max_seeds", "train", "val", "batch_size",
                                                     "resolution")}
@@ -114,11 +126,15 @@ def prepare(options: RunOptions) -> Plan:
         overrides["budget"] = parse_budget(options.budget)
     space = load_space(options.space).with_overrides(**overrides)
     base = load_base(options.base)
+    if space.constraint in ("acts", "latency") and space.sampler != "grid":
+        raise ScaleSearchError(f"constraint {space.constraint} works with the grid sampler only (the other samplers "
+                               f"solve for the MACs or nominal budget), got sampler {space.sampler!r}")
     classes, channels = data_shape(options.data)
-    report = feasible_grid(space, base, classes, channels)
+    meter = latency_meter(options, space) if latency is None else None
+    report = feasible_grid(space, base, classes, channels, meter=meter, latency=latency, on_progress=on_latency)
     require_feasible(report, space)
     space, design = fidelity.resolve(space, base, [a.candidate for a in report.feasible], classes, channels)
-    report = feasible_grid(space, base, classes, channels)
+    report = feasible_grid(space, base, classes, channels, latency=report.latency)
     p = space.proxy
     # Image folders are decoded at the largest side any trial trains at (φ = 2 members included), and only
     # the pool every seed draws its training subset from, plus the val images all seeds share.
@@ -130,6 +146,20 @@ def prepare(options: RunOptions) -> Plan:
     results_dir = Path(options.results_dir) / name
     url = options.storage or f"sqlite:///{results_dir / 'study.db'}"
     return Plan(options, space, base, data, report, name, url, results_dir, design)
+
+
+def latency_meter(options: RunOptions, space: SearchSpace) -> Meter | None:
+    """The meter the latency constraint measures with (None under other constraints); bad options are one line."""
+    if options.latency_batch is not None and options.latency_batch < 1:
+        raise ScaleSearchError(f"--latency-batch must be at least 1, got {options.latency_batch}")
+    if space.constraint != "latency":
+        return None
+    from .latency import resolve_device
+    from .proxy import configure, pick_device
+
+    device = resolve_device(options.latency_device) if options.latency_device else pick_device(options.device)
+    configure(device)  # the thread count the proxy trains with is the one latency is measured with
+    return Meter(device, options.latency_batch or 1, cache=Path(options.results_dir) / "latency-cache.json")
 
 
 def open_study(plan: Plan, create: bool = True) -> optuna.Study:
@@ -196,7 +226,8 @@ def load(storage_url: str | None = None, study_name: str | None = None, results_
     known = {f for f in RunOptions.__dataclass_fields__}
     recorded = {k: v for k, v in config["options"].items() if k in known}
     options = RunOptions(**(recorded | {"storage": storage_url, "study": recorded_study.study_name}))
-    plan = prepare(options)
+    measured = config.get("latency")  # workers and later commands judge the points the creator measured
+    plan = prepare(options, latency=LatencyCheck.from_record(measured) if measured else None)
     return plan, open_study(plan, create=False)
 
 

@@ -33,6 +33,7 @@ import optuna
 
 from . import proxy, search
 from .plan import Plan, RunOptions
+from .progress import Progress
 from .errors import ScaleSearchError
 
 POLL_S = 1.0
@@ -149,10 +150,11 @@ def interrupt(procs: list[subprocess.Popen]) -> None:
 
 def run(options: RunOptions, workers: int = 1, devices: str | None = None,
         on_start: Callable[[Plan, int, int], None] = lambda plan, total, done: None,
-        on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None) -> tuple[Plan, optuna.Study]:
+        on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None,
+        progress: Progress | None = None) -> tuple[Plan, optuna.Study]:
     """`scalesearch run` with several worker processes: create and queue the study here, train in the workers."""
     layout = slots(workers, devices, options.device)
-    plan, study = search.start(options)
+    plan, study = search.start(options, progress)
     done, total = search.progress_counts(plan, study)
     on_start(plan, total, done)
     supervise(plan, study, launch(plan, layout), on_poll)

@@ -13,10 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as Bar
 
+from .latency_budget import near_edge_note
 from .storage import redact
 
 if TYPE_CHECKING:
     from .candidates import Candidate
+    from .latency import Latency
     from .plan import Plan
 
 # Wide lines stay readable when stderr goes to a file or CI log (rich would assume 80 columns).
@@ -36,6 +38,21 @@ class Progress:
     def poll(self, done: int, total: int, alive: int) -> None: ...
     def stop(self) -> None: ...
     def note(self, text: str) -> None: ...
+    def latency(self, done: int, total: int, lat: Latency, reused: bool) -> None: ...
+
+
+def latency_line(check, feasible: int | None, tolerance: float) -> str:
+    """What the latency constraint measured: conditions, base, repeatability, cost and feasible count."""
+    agree = ("from the cache" if check.agreement is None else
+             f"measured {len(check.base_medians)}× this run: {', '.join(f'{s * 1e3:.2f}' for s in check.base_medians)} ms, "
+             f"the two fastest {check.agreement:.1%} apart")
+    warn = (f"; WARNING: the base's two fastest measurements are further apart than the {tolerance:.0%} tolerance, so "
+            "latency ratios near its edge are noise" if check.agreement is not None and check.agreement > tolerance else "")
+    if check.unsettled:
+        warn += f"; {check.unsettled} networks timed under load throughout (rounds never agreed within 3%)"
+    return (f"latency: {check.base.conditions.describe()}; base {check.base.seconds * 1e3:.2f} ms ({agree}); "
+            f"pre-filter kept {check.kept} of {check.points} points (MACs within ×÷{check.band:g} of the budget), "
+            f"{check.networks} networks, {check.measured} timed in {check.time_s:.1f} s; {feasible} feasible{warn}")
 
 
 class RichProgress(Progress):
@@ -47,6 +64,7 @@ class RichProgress(Progress):
         self.overall: int | None = None
         self.current: int | None = None
         self.label = ""
+        self.timed = 0
 
     def start(self, plan: Plan, total: int, done: int) -> None:
         r = plan.report
@@ -61,6 +79,11 @@ class RichProgress(Progress):
                   f"(up to {p.max_seeds} while tied), scored on {len(plan.data.val_y)} val images by "
                   f"{'val loss' if p.score == 'loss' else 'val top-1'}; proxy cost ratios within {d.deviation:.0%} of "
                   f"the target's (proxy MACs max/min {d.spread:.2f})", highlight=False)
+        if r.latency is not None:
+            _err.print(latency_line(r.latency, r.feasible_latency, plan.space.tolerance), highlight=False)
+            edge = near_edge_note(r.latency, [a.candidate for a in r.feasible])
+            if edge:
+                _err.print(f"latency: {edge}", highlight=False)
         if done:
             _err.print(f"resuming: {done} of {total} trials already done", highlight=False)
         self.bar.start()
@@ -93,6 +116,15 @@ class RichProgress(Progress):
 
     def note(self, text: str) -> None:
         _err.print(text, highlight=False)
+
+    def latency(self, done: int, total: int, lat, reused: bool) -> None:
+        """Latency measurement before the study starts: a line every 20 points and at the end."""
+        if done == 1:
+            self.timed = 0
+        self.timed += not reused
+        if done % 20 == 0 or done == total:
+            _err.print(f"latency: {done}/{total} points ({self.timed} networks timed, "
+                       f"last {lat.seconds * 1e3:.2f} ms)", highlight=False)
 
     def stop(self) -> None:
         if self.overall is not None:  # a bar never started would still print a blank line

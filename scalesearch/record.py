@@ -38,6 +38,9 @@ FIELDS: dict[str, str] = {
     "macs_proxy": "proxy network's multiply-adds per image",
     "macs_target": "multiply-adds per image at the target side, 1000 classes",
     "acts_proxy": "proxy network's conv and linear output elements per image",
+    "acts_target": "built network's conv and linear output elements at the target side / the base's (1000 classes)",
+    "latency_target": "built network's measured inference latency at the target side / the base's (latency constraint)",
+    "latency_s": "built network's measured inference latency at the target side, s per batch (latency constraint)",
     "best_acc": "best val top-1 over the evaluated epochs, fraction",
     "best_epoch": "1-based epoch of best_acc",
     "seconds": "training time, s (0 when shared from a twin)",
@@ -99,7 +102,9 @@ def cost_attrs(a: Assessment) -> dict[str, Any]:
     """The trained member's cost, nominal and measured, at the target and at the proxy."""
     return {"nominal": a.nominal, "measured_target": a.measured_target, "measured_proxy": a.measured_proxy,
             "target_resolution": a.target_resolution, "proxy_resolution": a.proxy_resolution,
-            "macs_target": a.macs_target, "macs_proxy": a.macs_proxy, "params": a.params, "acts_proxy": a.acts_proxy}
+            "macs_target": a.macs_target, "macs_proxy": a.macs_proxy, "params": a.params, "acts_proxy": a.acts_proxy,
+            "acts_target": a.acts_target,
+            **({"latency_target": a.latency_target, "latency_s": a.latency_s} if a.latency_target is not None else {})}
 
 
 def network_key(spec: NetworkSpec) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from . import results
+from .space import CONSTRAINT_UNITS
 
 
 def mega(n: float) -> str:
@@ -71,7 +72,34 @@ SHOW_UNITS = {"acc_mean, acc_std, ci95": "fraction of validation images (ci95: h
               "nominal, measured_target, measured_proxy": "cost multiplier on the base (α·β²·γ²; built network's multiply-adds)",
               "params, macs_proxy, acts_proxy": "the network as trained: parameters, multiply-adds, conv/linear output elements",
               "macs_target": "multiply-adds at the target side, 1000 classes", "seconds": "training time summed over seeds",
-              "best_epoch": "1-based, most common over seeds"}
+              "best_epoch": "1-based, most common over seeds",
+              "acts_target": "activations (conv and linear output elements) at the target side / the base's",
+              "latency_target, latency_s": "measured inference latency at the target side / the base's, and in s per batch "
+                                           "(latency constraint; conditions under constraint.latency)"}
+
+
+def constraint_summary(config: dict[str, Any]) -> dict[str, Any]:
+    """The budget a study's candidates were judged by, its unit and, for latency, how it was measured."""
+    space = config.get("space", {})
+    name = space.get("constraint") or "measured"
+    doc = {"name": name, "budget": space.get("budget"), "tolerance": space.get("tolerance"), "unit": CONSTRAINT_UNITS.get(name)}
+    if config.get("latency"):
+        doc["latency"] = {k: v for k, v in config["latency"].items() if k not in ("measured_points", "near_edge_points")}
+    return doc
+
+
+def constraint_line(config: dict[str, Any]) -> str:
+    """:func:`constraint_summary` in one line."""
+    c = constraint_summary(config)
+    line = f"budget: {c['budget']:g}x ± {c['tolerance']:.0%} in {c['name']} ({c['unit']})"
+    lat = c.get("latency")
+    if lat:
+        cond = lat["conditions"]
+        agree = "not repeated (cache)" if lat["agreement"] is None else f"the two fastest {lat['agreement']:.1%} apart"
+        line += (f"; latency on {cond['device']}, torch {cond['torch']}, {cond['threads']} thread(s), batch {cond['batch']}, "
+                 f"{cond['dtype']}, {cond['memory_format']}; base {lat['base_seconds'] * 1e3:.2f} ms, measured "
+                 f"{len(lat['base_medians'])}× ({agree})")
+    return line
 
 
 def verdict_line(v, candidates: int) -> str:
@@ -89,8 +117,8 @@ def markdown_ranking(ranked, title: str, val_images: int | None = None) -> str:
 
 
 def ranking_document(study_name: str, storage: str, epochs: Any, val_images: int | None, ranked: pd.DataFrame,
-                     verdict: dict | None) -> dict[str, Any]:
+                     verdict: dict | None, constraint: dict | None = None) -> dict[str, Any]:
     """The ranking as one JSON-ready document, every figure's unit named in ``units``."""
-    return {"study": study_name, "storage": storage, "proxy_epochs": epochs, "val_images": val_images,
+    return {"study": study_name, "storage": storage, "proxy_epochs": epochs, "val_images": val_images, "constraint": constraint,
             "interval_available": results.has_intervals(ranked), "units": SHOW_UNITS, "verdict": verdict,
             "candidates": json.loads(ranked.to_json(orient="records"))}

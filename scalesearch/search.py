@@ -93,7 +93,7 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
     else:
         from . import pool
 
-        plan, study = pool.run(opts, workers, devices, progress.start, progress.poll)
+        plan, study = pool.run(opts, workers, devices, progress.start, progress.poll, progress)
     return finish(plan, study)
 
 
@@ -164,7 +164,7 @@ def execute(options: RunOptions, progress: Progress | None = None) -> tuple[Plan
     """
     progress = progress or Progress()
     device = proxy.pick_device(options.device)
-    plan, study = start(options)
+    plan, study = start(options, progress)
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
     worker = Worker(plan, study, device, progress, options.compile)
@@ -194,9 +194,9 @@ def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None 
     return added
 
 
-def start(options: RunOptions) -> tuple[Plan, optuna.Study]:
+def start(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, optuna.Study]:
     """Prepare, create or resume the study and queue the grid; workers (this process or others) train it."""
-    plan = prepare(options)
+    plan = prepare(options, on_latency=progress.latency if progress else None)
     study = open_study(plan)
     if plan.grid:
         enqueue_grid(plan, study)

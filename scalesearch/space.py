@@ -9,7 +9,10 @@ A search space is a TOML file (shipped ones live in ``scalesearch/spaces/``, lis
     constraint = "measured"  # "measured": multiply-adds of the built candidate at its target side
                              #   (base.resolution × γ) / those of the base at base.resolution,
                              #   both with 1000 classes and 3 channels as the paper counts;
-                             # "nominal": alpha * beta**2 * gamma**2
+                             # "nominal": alpha * beta**2 * gamma**2;
+                             # "acts": activations (conv and linear outputs) at the target side / the base's;
+                             # "latency": measured inference latency at the target side / the base's
+                             #   (scalesearch.latency; grid sampler only)
     [alpha]                  # depth; required, like [beta] (width) and [gamma] (resolution)
     min = 1.0                # > 0, default 1.0
     max = 1.4                # >= min
@@ -55,7 +58,14 @@ from .files import read_toml, toml_text
 
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"  # package data: found from any directory and install
 
-CONSTRAINTS = ("measured", "nominal")
+CONSTRAINTS = ("measured", "nominal", "acts", "latency")
+# What each constraint's ratio counts, for tables and exports.
+CONSTRAINT_UNITS = {
+    "measured": "multiply-adds of the built network at its target side / the base's at its own",
+    "nominal": "alpha * beta**2 * gamma**2",
+    "acts": "conv and linear output elements of the built network at its target side / the base's at its own",
+    "latency": "measured inference seconds per batch of the built network at its target side / the base's at its own",
+}
 SAMPLERS = ("grid", "tpe", "random", "qmc", "cmaes")
 PRUNERS = ("none", "median", "sha", "hyperband")
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")

@@ -190,6 +190,8 @@ class Worker:
             trial.set_user_attr("unqueued", True)
             raise optuna.TrialPruned("already evaluated")
         a = assess(plan.base, trained, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels, space.proxy.width)
+        if phi == 1 and plan.report.latency is not None:  # measured for the search's own points only
+            a = plan.report.latency.annotate(a)
         where = {"device": str(self.device), "worker": f"{socket.gethostname()}:{os.getpid()}"}  # who trained it
         for k, v in ({"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "phi": phi, "seed": seed}
                      | record.cost_attrs(a) | where).items():
