@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import arch, cost, export, extrapolate, family, plan as plans, pool, race, report, results, search, storage
+from . import arch, cost, export, extrapolate, family, latency_budget, plan as plans, pool, race, report, results, search, storage
 from . import space as space_mod
 from .errors import ScaleSearchError
 from .progress import Progress, RichProgress
@@ -333,6 +333,9 @@ def family_rich(fam, title: str, official: bool) -> Table:
               caption="official: B0 … B7 as published (B0 scaled by hand-rounded multipliers, not exactly "
                       "(1.2, 1.1, 1.15)^φ); params at 1000 classes, conv + FC multiply-adds" if official else None)
     cols = ["φ", "depth ×", "width ×", "resolution (px)", "dropout", "params (M)", "GMACs", "activations (M)", "× base MACs", "nominal ×"]
+    timed = "latency_ms" in fam.columns
+    if timed:
+        cols += ["latency (ms)", "× base latency"]
     if official:
         cols += ["official", "width/depth ×", "px", "params (M) ", "GMACs "]
     for c in cols:
@@ -340,6 +343,8 @@ def family_rich(fam, title: str, official: bool) -> Table:
     for r in fam.itertuples():
         row = [f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution), f"{r.dropout:g}",
                mega(r.params), f"{r.macs / 1e9:#.4g}", mega(r.acts), f"{r.ratio:.2f}", f"{r.nominal:.2f}"]
+        if timed:
+            row += [f"{r.latency_ms:.2f}", f"{r.latency_ratio:.2f}"]
         if official:
             row += (["", "", "", "", ""] if not isinstance(r.official, str) else
                     [r.official.upper(), f"{r.official_width_mult:g}/{r.official_depth_mult:g}",
@@ -377,6 +382,9 @@ def extrapolate_command(
     phi: str = typer.Option("0..7", help="Members: 3, a range 0..7, or 0..4:0.5 with a step."),
     compare_official: bool = typer.Option(False, help="Put the official B0 … B7 beside the rows of the same φ."),
     fmt: str = typer.Option("table", "--format", help="table, or csv: the family with exact integers and nothing else."),
+    latency: bool = typer.Option(False, "--latency", help="Also time each member's inference latency (cached in the results folder)."),
+    latency_device: str = typer.Option("auto", help="Where --latency times: auto, cpu, cuda or cuda:N."),
+    latency_batch: int = typer.Option(1, help="Images per timed forward pass for --latency."),
     study: Optional[str] = STUDY_OPT,
     storage_url: Optional[str] = STORAGE_OPT,
     results_dir: str = RESULTS_OPT,
@@ -409,6 +417,11 @@ def extrapolate_command(
     fam = family.family_table(b, alpha, beta, gamma, phis)
     if compare_official:
         fam = extrapolate.with_official(fam)
+    if latency:
+        meter = latency_budget.meter_for(latency_device, latency_batch, results_dir)
+        fam = latency_budget.with_family_latency(fam, b, alpha, beta, gamma, meter)
+        err.print(f"latency: {meter.conditions.describe()}; {meter.measured} timed in {meter.seconds:.1f} s, "
+                  f"{meter.reused} from the cache", highlight=False)
     if fmt == "csv":
         sys.stdout.write(fam.to_csv(index=False))
         return

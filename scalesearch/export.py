@@ -49,6 +49,7 @@ def coefficients_document(study: optuna.Study, ranked: pd.DataFrame, base: BaseN
     config = study.user_attrs.get("config", {})
     w = ranked.iloc[0]
     doc = family_document(base, float(w["alpha"]), float(w["beta"]), float(w["gamma"]))
+    _with_family_latency(doc, study)
     return {
         **{k: doc[k] for k in ("format", "schema_version", "alpha", "beta", "gamma")},
         "budget": config.get("space", {}).get("budget"),
@@ -67,6 +68,19 @@ def coefficients_document(study: optuna.Study, ranked: pd.DataFrame, base: BaseN
         "provenance": {"study": study.study_name, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "scalesearch_version": __version__, **config},
     }
+
+
+def _with_family_latency(doc: dict[str, Any], study: optuna.Study) -> None:
+    """Each member's measured latency, where the run timed the family of this winner (latency constraint)."""
+    timed = study.user_attrs.get("family_latency")
+    if not timed or timed["winner"] != [doc["alpha"], doc["beta"], doc["gamma"]]:
+        return
+    by_phi = {r["phi"]: r for r in timed["rows"]}
+    for row in doc["family"]:
+        row.update({k: by_phi[row["phi"]][k] for k in ("latency_s", "latency_ratio")} if row["phi"] in by_phi else {})
+    doc["units"] = doc["units"] | {"latency_s": "measured inference seconds per batch at the member's side "
+                                                "(conditions: constraint_detail.latency.conditions)",
+                                   "latency_ratio": "latency_s / φ = 0's"}
 
 
 def verdict_document(study: optuna.Study) -> dict[str, Any] | None:
@@ -89,7 +103,7 @@ def write_json(doc: dict[str, Any], path: Path) -> None:
 def family_document(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis: list[int] | None = None) -> dict[str, Any]:
     """The part of the file that needs no study: coefficients, base, family (φ = 0 … 7), equivalents."""
     fam = family_table(base, alpha, beta, gamma, phis)
-    rows = fam[["phi", "width_mult", "depth_mult", "resolution", "dropout", "params", "gmacs"]].to_dict("records")
+    rows = fam[["phi", "width_mult", "depth_mult", "resolution", "dropout", "params", "gmacs", "acts"]].to_dict("records")
     return {
         "format": FORMAT, "schema_version": SCHEMA_VERSION, "alpha": alpha, "beta": beta, "gamma": gamma,
         "base": base_document(base), "resolution_multiple": RESOLUTION_MULTIPLE,
@@ -97,6 +111,7 @@ def family_document(base: BaseNetwork, alpha: float, beta: float, gamma: float, 
         "equivalents": equivalents(base, alpha, beta, gamma, fam["phi"].tolist()),
         "units": {"params": "parameters at 1000 classes, 3 input channels", "gmacs": "10^9 multiply-adds (conv + linear)",
                   "resolution": "input side in px", "width_mult": "channels multiplier on top of the base's own",
+                  "acts": "conv and linear output elements at 1000 classes, 3 input channels",
                   "depth_mult": "repeats multiplier on top of the base's own"},
     }
 

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .arch import BaseNetwork
 from .candidates import Assessment, Candidate, candidate_spec, resolution_for
 from .latency import Latency, Meter, Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BAND = 2.0
 # The base's repeated measurements must agree this well (max / min - 1), or it is measured again (up to 4 times).
@@ -88,6 +93,52 @@ class LatencyCheck:
                    tuple(Candidate(*x) for x in d["near_edge_points"]), d["unsettled"])
 
 
+def meter_for(device: str, batch: int | None, results_dir: str | Path) -> Meter:
+    """A meter on `device` (``auto`` as the proxy picks it) with the proxy's thread count and the results folder's cache."""
+    from .latency import resolve_device
+    from .proxy import configure, pick_device
+
+    dev = pick_device(device) if device == "auto" else resolve_device(device)
+    configure(dev)  # the thread count the proxy trains with is the one latency is measured with
+    return Meter(dev, 1 if batch is None else batch, cache=Path(results_dir) / "latency-cache.json")
+
+
+def with_family_latency(fam: pd.DataFrame, base: BaseNetwork, alpha: float, beta: float, gamma: float,
+                        meter: Meter) -> pd.DataFrame:
+    """A family table (:func:`scalesearch.family.family_table`) with each member's measured latency added."""
+    rows = family_latency(base, alpha, beta, gamma, fam["phi"].tolist(), meter)
+    return fam.assign(latency_ms=[r["latency_s"] * 1e3 for r in rows], latency_ratio=[r["latency_ratio"] for r in rows])
+
+
+def family_latency(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis: list[float],
+                   meter: Meter) -> list[dict]:
+    """Each family member timed at its own side: seconds per batch and the ratio to φ = 0 (the base at its side).
+
+    A MACs-optimal and a latency-optimal family can then be compared member by member.
+    """
+    from .family import member
+
+    ref = member(base, alpha, beta, gamma, 0)
+    base_s = _base_latency(meter, ref, ref.resolution, lambda: None)[0].seconds
+    items = [(member(base, alpha, beta, gamma, phi), member(base, alpha, beta, gamma, phi).resolution) for phi in phis]
+    lats = _second_pass(meter, items, [meter.latency(spec, side) for spec, side in items])
+    return [{"phi": phi, "latency_s": lat.seconds, "latency_ratio": lat.seconds / base_s} for phi, lat in zip(phis, lats)]
+
+
+def _base_latency(meter: Meter, spec, side: int, between) -> tuple[Latency, tuple[float, ...]]:
+    """The reference and its medians this run: from the cache (no medians), or timed before and after `between()`
+    until two measurements agree (then cached)."""
+    cached = meter.cached(spec, side)
+    if cached:
+        between()
+        return cached, ()
+    first = meter.measure(spec, side)
+    between()
+    reference, medians = _reference(meter, spec, side, [first])
+    meter.remember(spec, side, reference)
+    return reference, medians
+
+
 def prefilter(assessments: list[Assessment], budget: float, band: float = BAND) -> list[Assessment]:
     """The points whose target MACs ratio is within a factor `band` of `budget`: the only ones worth measuring."""
     return [a for a in assessments if budget / band <= a.measured_target <= budget * band]
@@ -99,15 +150,15 @@ def measure_grid(base: BaseNetwork, assessments: list[Assessment], budget: float
     start = time.perf_counter()
     kept = prefilter(assessments, budget, band)
     base_spec, side = candidate_spec(base, Candidate(1.0, 1.0, 1.0)), base.resolution
-    cached = meter.cached(base_spec, side)
-    first = [cached] if cached else [meter.measure(base_spec, side)]
     items = [(candidate_spec(base, a.candidate), resolution_for(base.resolution, a.candidate.gamma)) for a in kept]
+    box: dict[str, list[Latency]] = {}
+
+    def candidates() -> None:
+        box["lats"] = _second_pass(meter, items, meter.many(items, on_progress))
+
     before = meter.measured
-    lats = _second_pass(meter, items, meter.many(items, on_progress))
-    measured = meter.measured - before
-    reference, medians = (cached, ()) if cached else _reference(meter, base_spec, side, first)
-    if not cached:
-        meter.remember(base_spec, side, reference)
+    reference, medians = _base_latency(meter, base_spec, side, candidates)
+    lats, measured = box["lats"], meter.measured - before - len(medians)
     ratios = {a.candidate: lat.seconds / reference.seconds for a, lat in zip(kept, lats)}
     lo, hi = budget / band * EDGE, budget * band / EDGE
     edge = tuple(a.candidate for a in kept if not lo <= a.measured_target <= hi)

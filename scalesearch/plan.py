@@ -24,7 +24,7 @@ from .arch import BaseNetwork, load_base
 from .candidates import GridReport, feasible_grid, require_feasible, resolution_for
 from .latency import Meter
 from .latency import Progress as LatencyProgress
-from .latency_budget import LatencyCheck
+from .latency_budget import LatencyCheck, meter_for
 from .data import Dataset, data_shape, load_data
 from .errors import ScaleSearchError
 from .files import make_folder
@@ -154,12 +154,7 @@ def latency_meter(options: RunOptions, space: SearchSpace) -> Meter | None:
         raise ScaleSearchError(f"--latency-batch must be at least 1, got {options.latency_batch}")
     if space.constraint != "latency":
         return None
-    from .latency import resolve_device
-    from .proxy import configure, pick_device
-
-    device = resolve_device(options.latency_device) if options.latency_device else pick_device(options.device)
-    configure(device)  # the thread count the proxy trains with is the one latency is measured with
-    return Meter(device, options.latency_batch or 1, cache=Path(options.results_dir) / "latency-cache.json")
+    return meter_for(options.latency_device or options.device, options.latency_batch, options.results_dir)
 
 
 def open_study(plan: Plan, create: bool = True) -> optuna.Study:

@@ -1,6 +1,7 @@
 """`scalesearch run --constraint acts|latency` end to end (latency faked as MACs: no timing luck), show, export, bad input."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -71,10 +72,13 @@ def test_latency_run_records_latency_and_conditions_and_a_rerun_measures_nothing
     (db,) = results.glob("*/study.db")
     study = optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
     recorded = study.user_attrs["config"]["latency"]
-    assert recorded["conditions"]["memory_format"] == "channels_last" and recorded["measured"] + 2 == timed
+    assert recorded["conditions"]["memory_format"] == "channels_last" and recorded["measured"] == recorded["networks"]
     assert all("latency_target" in t.user_attrs for t in study.trials if t.user_attrs.get("phi") == 1)
     doc = json.loads((db.parent / "coefficients.json").read_text())
     assert doc["constraint_detail"]["latency"]["conditions"]["batch"] == 1 and doc["latency_target"] > 0
+    fam = {row["phi"]: row for row in doc["family"]}  # the winner's family timed too, here in MACs
+    assert fam[0]["latency_ratio"] == 1 and fam[1]["latency_ratio"] == pytest.approx(doc["measured_target"], rel=0.05)
+    assert all(fam[p + 1]["latency_s"] > fam[p]["latency_s"] for p in range(7)) and fam[3]["acts"] > fam[2]["acts"]
     assert run_cli(capsys, *args(space(tmp_path, "latency"), results)).code == 0  # resume: all from the cache
     assert len(macs_clock) == timed
 
@@ -102,3 +106,14 @@ def test_a_joined_study_judges_the_points_its_creator_measured(capsys, tmp_path,
 ])
 def test_bad_latency_options_are_one_line(capsys, tmp_path, extra, fragments):
     assert_user_error(run_cli(capsys, *args(space(tmp_path, "latency"), tmp_path / "r", *extra)), *fragments)
+
+
+def test_extrapolate_times_the_family_on_request(capsys, tmp_path, macs_clock):
+    r = run_cli(capsys, "extrapolate", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phi", "0..2", "--latency",
+                "--latency-device", "cpu", "--format", "csv", "--results-dir", str(tmp_path))
+    assert r.code == 0, r.err
+    rows = pd.read_csv(io.StringIO(r.out))
+    assert rows.loc[0, "latency_ratio"] == 1 and list(rows["latency_ratio"]) == pytest.approx(list(rows["ratio"]), rel=0.05)
+    assert "latency: cpu " in r.err and (tmp_path / "latency-cache.json").exists()
+    assert_user_error(run_cli(capsys, "extrapolate", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--latency",
+                              "--latency-batch", "0"), "latency batch must be at least 1, got 0")
