@@ -45,6 +45,16 @@ STUDY_ARG = typer.Argument(None, metavar="[STUDY]", show_default=False,
                            help="Study name: a folder under --results-dir (default: the latest there).")
 
 
+def table(title: str, columns, rows, caption: str | None = None, left: tuple[str, ...] = (), wrap: tuple[str, ...] = ()) -> Table:
+    """A rich table: numbers right-aligned, the `left` columns left; only the `wrap` columns wrap."""
+    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for c in columns:
+        t.add_column(c, justify="left" if c in left else "right", no_wrap=c not in wrap)
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
 def fail(message: str) -> None:
     raise ScaleSearchError(message)
 
@@ -78,18 +88,14 @@ def network_table(spec: arch.NetworkSpec, base_macs: int, num_classes: int, in_c
         m = cost.fvcore_count(spec, num_classes=num_classes, in_channels=in_channels)
         title += (f"\nfvcore: conv+linear {m['conv_linear_macs'] / 1e9:.3f} GMACs, total with BatchNorm and pooling "
                   f"{m['total_macs'] / 1e9:.3f} GMACs, {mega(m['params'])} M params")
-    t = Table(title=title, title_justify="left")
-    for col in ("stage", "kernel", "stride", "expand", "repeats", "channels", "MMACs", "params (M)", "activations (M)"):
-        t.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
-    stages = cost.stage_costs(spec, num_classes=num_classes, in_channels=in_channels)
-    t.add_row("stem", "3", "2", "", "1", str(spec.stem), mega(stages["stem"].macs), mega(stages["stem"].params), mega(stages["stem"].acts))
-    for n, s in enumerate(spec.stages, 1):
-        c = stages[f"stage{n}"]
-        t.add_row(f"stage{n}", str(s.kernel), str(s.stride), str(s.expand), str(s.repeats), str(s.out_ch), mega(c.macs), mega(c.params), mega(c.acts))
-    for key, ch in (("head", spec.head), ("classifier", num_classes)):
-        c = stages[key]
-        t.add_row(key, "1", "1", "", "1", str(ch), mega(c.macs), mega(c.params), mega(c.acts))
-    return t
+    costs = cost.stage_costs(spec, num_classes=num_classes, in_channels=in_channels)
+    layers = [("stem", 3, 2, "", 1, spec.stem)] + [(f"stage{n}", s.kernel, s.stride, s.expand, s.repeats, s.out_ch)
+                                                    for n, s in enumerate(spec.stages, 1)]
+    layers += [("head", 1, 1, "", 1, spec.head), ("classifier", 1, 1, "", 1, num_classes)]
+    rows = [[*map(str, layer), mega(costs[layer[0]].macs), mega(costs[layer[0]].params), mega(costs[layer[0]].acts)]
+            for layer in layers]
+    return table(title, ("stage", "kernel", "stride", "expand", "repeats", "channels", "MMACs", "params (M)",
+                         "activations (M)"), rows, left=("stage",))
 
 
 @app.command()
@@ -134,38 +140,26 @@ def info(
 @app.command()
 def bases() -> None:
     """The known base networks and presets."""
-    t = Table(title="Bases (use with --base NAME, or --base path/to/net.toml)", title_justify="left",
-              caption=f"b0 … l2 are B0 scaled by the official multipliers; the others are files in {arch.BASES_DIR}",
-              caption_justify="left")
-    for col in ("name", "width ×", "depth ×", "resolution (px)", "params (M)", "GMACs"):
-        t.add_column(col, justify="left" if col == "name" else "right", no_wrap=True)
-    for name in arch.known_bases():
-        b = arch.load_base(name)
-        c = cost.network_cost(arch.scale(b))
-        t.add_row(name, f"{b.width:g}", f"{b.depth:g}", str(b.resolution), mega(c.params), f"{c.macs / 1e9:.3f}")
-    out.print(t)
+    rows = [[name, f"{b.width:g}", f"{b.depth:g}", str(b.resolution), mega(c.params), f"{c.macs / 1e9:.3f}"]
+            for name in arch.known_bases() for b in [arch.load_base(name)] for c in [cost.network_cost(arch.scale(b))]]
+    out.print(table("Bases (use with --base NAME, or --base path/to/net.toml)",
+                    ("name", "width ×", "depth ×", "resolution (px)", "params (M)", "GMACs"), rows, left=("name",),
+                    caption=f"b0 … l2 are B0 scaled by the official multipliers; the others are files in {arch.BASES_DIR}"))
 
 
 @app.command()
 def spaces() -> None:
     """The shipped search spaces (use with --space NAME, or --space path/to/space.toml)."""
-    t = Table(title="Search spaces (use with --space NAME, or --space path/to/space.toml)", title_justify="left",
-              caption=f"files in {space_mod.SPACES_DIR}; each documents its schema and numbers inside", caption_justify="left")
-    for col in ("name", "α", "β", "γ", "description"):
-        t.add_column(col, justify="left", no_wrap=col != "description")
-    for name in space_mod.known_spaces():
-        s = space_mod.load_space(name)
-        t.add_row(name, *(f"{r.min:g} … {r.max:g} step {r.step:g}" for r in (s.alpha, s.beta, s.gamma)), s.description)
-    out.print(t)
+    columns = ("name", "α", "β", "γ", "description")
+    rows = [[name, *(f"{r.min:g} … {r.max:g} step {r.step:g}" for r in (s.alpha, s.beta, s.gamma)), s.description]
+            for name in space_mod.known_spaces() for s in [space_mod.load_space(name)]]
+    out.print(table("Search spaces (use with --space NAME, or --space path/to/space.toml)", columns, rows, left=columns,
+                    wrap=("description",), caption=f"files in {space_mod.SPACES_DIR}; each documents its schema and numbers inside"))
 
 
-def ranking_table(ranked, title: str, top: int | None = None, val_images: int | None = None) -> Table:
-    t = Table(title=title, title_justify="left", caption=ranking_caption(ranked, val_images), caption_justify="left")
-    for c in RANKING_HEADERS:
-        t.add_column(c, justify="left" if c == "status" else "right", no_wrap=c != "status")
-    for r in (ranked.head(top) if top else ranked).itertuples():
-        t.add_row(*ranking_cells(r))
-    return t
+def ranking_table(ranked, title: str, val_images: int | None = None) -> Table:
+    rows = [ranking_cells(r) for r in ranked.itertuples()]
+    return table(title, RANKING_HEADERS, rows, ranking_caption(ranked, val_images), left=("status",), wrap=("status",))
 
 
 COMPILE_OPT = typer.Option(False, "--compile", help="torch.compile each training step: for long runs (compiling takes minutes).")
@@ -263,23 +257,21 @@ def show(
     ranked = results.sort_ranking(results.ranking(trials, include_all=show_all), sort)
     v, candidates = race.verdict(trials), int((ranked["seeds"] > 0).sum()) if len(ranked) else 0
     ranked = ranked.head(top) if top else ranked
-    epochs = st.user_attrs["config"].get("proxy", {}).get("epochs", "?")
-    val_images = st.user_attrs["config"].get("data", {}).get("val")
+    config = st.user_attrs["config"]
+    epochs, val_images = config.get("proxy", {}).get("epochs", "?"), config.get("data", {}).get("val")
     title = f"Ranking: {st.study_name} in {storage.redact(url)} (val top-1 after {epochs} proxy epochs, φ = 1)"
     if fmt == "csv":
         sys.stdout.write(ranked.to_csv(index=False))
     elif fmt == "json":
         doc = report.ranking_document(st.study_name, storage.redact(url), epochs, val_images, ranked,
-                                      export.verdict_document(st), report.constraint_summary(st.user_attrs["config"]))
+                                      export.verdict_document(st), report.constraint_summary(config))
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    elif fmt == "markdown":
-        sys.stdout.write(markdown_ranking(ranked, title, val_images) + (f"\n{verdict_line(v, candidates)}\n" if v else "")
-                         + f"\n{report.constraint_line(st.user_attrs['config'])}\n")
     else:
-        out.print(ranking_table(ranked, title, val_images=val_images))
-        if v is not None:
-            out.print(verdict_line(v, candidates), highlight=False)
-        out.print(report.constraint_line(st.user_attrs["config"]), highlight=False)
+        lines = ([verdict_line(v, candidates)] if v else []) + [report.constraint_line(config)]
+        if fmt == "markdown":
+            sys.stdout.write(markdown_ranking(ranked, title, val_images) + "".join(f"\n{line}\n" for line in lines))
+        else:
+            out.print(ranking_table(ranked, title, val_images=val_images), "\n".join(lines), highlight=False)
     if ranked.empty:
         err.print("no complete candidate" + ("" if show_all else "; --all also lists pruned and failed ones"), highlight=False)
 
@@ -329,17 +321,13 @@ def worker(
 # ------------------------------------------------------------ extrapolate, verify, plot
 
 def family_rich(fam, title: str, official: bool) -> Table:
-    t = Table(title=title, title_justify="left", caption_justify="left",
-              caption="official: B0 … B7 as published (B0 scaled by hand-rounded multipliers, not exactly "
-                      "(1.2, 1.1, 1.15)^φ); params at 1000 classes, conv + FC multiply-adds" if official else None)
     cols = ["φ", "depth ×", "width ×", "resolution (px)", "dropout", "params (M)", "GMACs", "activations (M)", "× base MACs", "nominal ×"]
     timed = "latency_ms" in fam.columns
     if timed:
         cols += ["latency (ms)", "× base latency"]
     if official:
         cols += ["official", "width/depth ×", "px", "params (M) ", "GMACs "]
-    for c in cols:
-        t.add_column(c, justify="right", no_wrap=True)
+    rows = []
     for r in fam.itertuples():
         row = [f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution), f"{r.dropout:g}",
                mega(r.params), f"{r.macs / 1e9:#.4g}", mega(r.acts), f"{r.ratio:.2f}", f"{r.nominal:.2f}"]
@@ -349,8 +337,9 @@ def family_rich(fam, title: str, official: bool) -> Table:
             row += (["", "", "", "", ""] if not isinstance(r.official, str) else
                     [r.official.upper(), f"{r.official_width_mult:g}/{r.official_depth_mult:g}",
                      str(int(r.official_resolution)), mega(r.official_params), f"{r.official_macs / 1e9:#.4g}"])
-        t.add_row(*row)
-    return t
+        rows.append(row)
+    return table(title, cols, rows, "official: B0 … B7 as published (B0 scaled by hand-rounded multipliers, not exactly "
+                 "(1.2, 1.1, 1.15)^φ); params at 1000 classes, conv + FC multiply-adds" if official else None)
 
 
 def print_scaling_fit(st: optuna.Study, base: arch.BaseNetwork, trials, w, phis: list[float]) -> None:
@@ -360,16 +349,13 @@ def print_scaling_fit(st: optuna.Study, base: arch.BaseNetwork, trials, w, phis:
         out.print(line, highlight=False)
     if fit.prediction is None:
         return
-    t = Table(title="Proxy-space prediction per φ", title_justify="left", caption_justify="left",
-              caption="± SE: standard error of prediction for one new run; 95% interval (Student t) clipped to 0 … 100%; "
-                      "a straight line in log MACs cannot hold near 100%")
-    for c in ("φ", "proxy side (px)", "proxy MMACs", "predicted val top-1 %", "± SE (points)", "95% interval %", "measured %", "runs"):
-        t.add_column(c, justify="right", no_wrap=True)
-    for r in fit.prediction.itertuples():
-        t.add_row(f"{r.phi:g}", str(r.proxy_resolution), f"{r.macs_proxy / 1e6:.2f}", pct(r.predicted), pct(r.se),
-                  f"{pct(max(0.0, r.predicted - r.ci95))} … {pct(min(1.0, r.predicted + r.ci95))}", pct(r.measured),
-                  str(r.runs or ""))
-    out.print(t)
+    rows = [[f"{r.phi:g}", str(r.proxy_resolution), f"{r.macs_proxy / 1e6:.2f}", pct(r.predicted), pct(r.se),
+             f"{pct(max(0.0, r.predicted - r.ci95))} … {pct(min(1.0, r.predicted + r.ci95))}", pct(r.measured),
+             str(r.runs or "")] for r in fit.prediction.itertuples()]
+    out.print(table("Proxy-space prediction per φ", ("φ", "proxy side (px)", "proxy MMACs", "predicted val top-1 %",
+                    "± SE (points)", "95% interval %", "measured %", "runs"), rows,
+                    "± SE: standard error of prediction for one new run; 95% interval (Student t) clipped to 0 … 100%; "
+                    "a straight line in log MACs cannot hold near 100%"))
 
 
 @app.command("extrapolate")
@@ -418,10 +404,8 @@ def extrapolate_command(
     if compare_official:
         fam = extrapolate.with_official(fam)
     if latency:
-        meter = latency_budget.meter_for(latency_device, latency_batch, results_dir)
-        fam = latency_budget.with_family_latency(fam, b, alpha, beta, gamma, meter)
-        err.print(f"latency: {meter.conditions.describe()}; {meter.measured} timed in {meter.seconds:.1f} s, "
-                  f"{meter.reused} from the cache", highlight=False)
+        fam, note = latency_budget.with_family_latency(fam, b, alpha, beta, gamma, latency_device, latency_batch, results_dir)
+        err.print(note, highlight=False)
     if fmt == "csv":
         sys.stdout.write(fam.to_csv(index=False))
         return
@@ -461,15 +445,12 @@ def verify_command(
                       compile=compile_step)
     trials, _ = results.write_tables(st, plan.results_dir)
     check = extrapolate.transfer_check(trials, candidates, phi)
-    t = Table(title=f"Transfer check: top {len(candidates)} at φ = 1 trained again at φ = {phi:g} "
-                    f"(val top-1 after {plan.space.proxy.epochs} proxy epochs)", title_justify="left",
-              caption="ranks among these candidates; equal accuracies share a rank", caption_justify="left")
-    for c in ("α", "β", "γ", "rank φ = 1", "val top-1 % φ = 1", f"rank φ = {phi:g}", f"val top-1 % φ = {phi:g}"):
-        t.add_column(c, justify="right", no_wrap=True)
-    for r in check.table.itertuples():
-        t.add_row(f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", f"{r.rank_1:.0f}", pct(r.acc_1),
-                  "" if r.rank_phi != r.rank_phi else f"{r.rank_phi:.0f}", pct(r.acc_phi) or "did not complete")
-    out.print(t)
+    rows = [[f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", f"{r.rank_1:.0f}", pct(r.acc_1),
+             "" if r.rank_phi != r.rank_phi else f"{r.rank_phi:.0f}", pct(r.acc_phi) or "did not complete"]
+            for r in check.table.itertuples()]
+    out.print(table(f"Transfer check: top {len(candidates)} at φ = 1 trained again at φ = {phi:g} (val top-1 after "
+                    f"{plan.space.proxy.epochs} proxy epochs)", ("α", "β", "γ", "rank φ = 1", "val top-1 % φ = 1",
+                    f"rank φ = {phi:g}", f"val top-1 % φ = {phi:g}"), rows, "ranks among these candidates; equal accuracies share a rank"))
     for line in check.summary():
         out.print(line, highlight=False)
     out.print(f"wrote {plan.results_dir}/trials.csv; scalesearch extrapolate now fits through these runs", highlight=False)

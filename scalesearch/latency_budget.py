@@ -103,11 +103,15 @@ def meter_for(device: str, batch: int | None, results_dir: str | Path) -> Meter:
     return Meter(dev, 1 if batch is None else batch, cache=Path(results_dir) / "latency-cache.json")
 
 
-def with_family_latency(fam: pd.DataFrame, base: BaseNetwork, alpha: float, beta: float, gamma: float,
-                        meter: Meter) -> pd.DataFrame:
-    """A family table (:func:`scalesearch.family.family_table`) with each member's measured latency added."""
+def with_family_latency(fam: pd.DataFrame, base: BaseNetwork, alpha: float, beta: float, gamma: float, device: str = "auto",
+                        batch: int | None = None, results_dir: str | Path = "results") -> tuple[pd.DataFrame, str]:
+    """A family table (:func:`scalesearch.family.family_table`) with each member's measured latency added,
+    and a line saying where and how it was measured."""
+    meter = meter_for(device, batch, results_dir)
     rows = family_latency(base, alpha, beta, gamma, fam["phi"].tolist(), meter)
-    return fam.assign(latency_ms=[r["latency_s"] * 1e3 for r in rows], latency_ratio=[r["latency_ratio"] for r in rows])
+    note = (f"latency: {meter.conditions.describe()}; {meter.measured} timed in {meter.seconds:.1f} s, "
+            f"{meter.reused} from the cache")
+    return fam.assign(latency_ms=[r["latency_s"] * 1e3 for r in rows], latency_ratio=[r["latency_ratio"] for r in rows]), note
 
 
 def family_latency(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis: list[float],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from .data import Dataset, data_shape, load_data
 from .errors import ScaleSearchError
 from .files import make_folder
 from .provenance import check as check_provenance
+from .proxy import pick_device
 from .space import SearchSpace, load_space, parse_budget
 from .storage import open_storage, redact
 
@@ -60,6 +61,7 @@ class RunOptions:
     study: str | None = None
     storage: str | None = None
     results_dir: str = "results"
+    proxy_for: str | None = None  # the device kind whose [proxy.<kind>] settings apply (default: the device's)
 
 
 @dataclass
@@ -124,7 +126,9 @@ def prepare(options: RunOptions, latency: LatencyCheck | None = None, on_latency
                                                     "resolution")}
     if options.budget is not None:
         overrides["budget"] = parse_budget(options.budget)
-    space = load_space(options.space).with_overrides(**overrides)
+    # A resumed or joined study keeps the kind it was created for, so every worker trains the same proxy.
+    options = replace(options, proxy_for=options.proxy_for or pick_device(options.device).type)
+    space = load_space(options.space).for_device(options.proxy_for).with_overrides(**overrides)
     base = load_base(options.base)
     if space.constraint in ("acts", "latency") and space.sampler != "grid":
         raise ScaleSearchError(f"constraint {space.constraint} works with the grid sampler only (the other samplers "

@@ -38,6 +38,8 @@ A search space is a TOML file (shipped ones live in ``scalesearch/spaces/``, lis
     drop_path = 0.0          # stochastic depth rate of the last block (official 0.2)
     seeds = 1                # training runs per candidate
     seed = 0
+    [proxy.cuda]             # any [proxy] keys, replacing them when the run trains on a GPU
+    max_seeds = 8            #   ([proxy.cpu] likewise on the CPU; command-line options still win)
 
 Every key is optional except the three ranges. A wrong key or value raises
 :class:`~scalesearch.errors.ScaleSearchError` naming the file and the dotted key.
@@ -50,8 +52,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from .checks import Check, choice, fail, integer, number, read_table, section, text
 from .errors import ScaleSearchError
 from .files import read_toml, toml_text
 
@@ -71,6 +74,7 @@ PRUNERS = ("none", "median", "sha", "hyperband")
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 SCHEDULES = ("cosine", "constant", "step")
 SCORES = ("loss", "acc")
+PROXY_DEVICES = ("cpu", "cuda")  # device kinds a space may give their own [proxy.<kind>] settings
 
 # A guard, not a science: beyond this the grid takes minutes to assess and
 # cannot be trained anyway; a coarser step is almost certainly what was meant.
@@ -165,13 +169,19 @@ class SearchSpace:
     contenders: int = 6
     phi2: int = 2
     proxy: ProxySettings = ProxySettings()
+    # [proxy.<kind>] tables: (device kind, ((setting, value), …)) that replace proxy settings on that device
+    device_proxy: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def for_device(self, kind: str) -> SearchSpace:
+        """The space as a run on a `kind` device ("cpu", "cuda") uses it: its [proxy.<kind>] table applied."""
+        return self.with_overrides(**dict(dict(self.device_proxy).get(kind, ())))
 
     def with_overrides(self, **changes: Any) -> SearchSpace:
         """A copy with top-level or proxy fields replaced (``epochs=2``, ``budget="3x"``); None is ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}
         if isinstance(changes.get("seeds"), int) and "max_seeds" not in changes:  # more seeds for all keeps racing's cap
             changes["max_seeds"] = max(changes["seeds"], self.proxy.max_seeds)
-        top = {f.name for f in fields(self)} - {"name", "path", "proxy"}
+        top = {f.name for f in fields(self)} - {"name", "path", "proxy", "device_proxy"}
         proxy_keys = {f.name for f in fields(ProxySettings)}
         unknown = sorted(set(changes) - top - proxy_keys)
         if unknown:
@@ -191,54 +201,6 @@ class SearchSpace:
 
 # ------------------------------------------------------------------- validation
 
-_Check = Callable[[Any], Any]  # returns the clean value or raises ValueError(expected)
-
-
-def _number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False) -> _Check:
-    parts = []
-    if low is not None:
-        parts.append(f"{'>' if low_open else '>='} {low:g}")
-    if high is not None:
-        parts.append(f"{'<' if high_open else '<='} {high:g}")
-    expected = "a number" + (" " + " and ".join(parts) if parts else "")
-
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(expected)
-        value = float(value)
-        if low is not None and (value <= low if low_open else value < low):
-            raise ValueError(expected)
-        if high is not None and (value >= high if high_open else value > high):
-            raise ValueError(expected)
-        return value
-
-    return check
-
-
-def _integer(low: int) -> _Check:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"an integer >= {low}")
-        return value
-
-    return check
-
-
-def _choice(options: tuple[str, ...]) -> _Check:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise ValueError("one of " + ", ".join(repr(o) for o in options))
-        return value
-
-    return check
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("a string")
-    return value
-
-
 def _side(value: Any) -> int | str:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 8):
         return value
@@ -254,79 +216,50 @@ def _budget(value: Any) -> float:
         raise ValueError("a number > 1 such as 2 or '2x'") from None
 
 
-_TOP: dict[str, _Check] = {
-    "description": _text,
-    "source": _text,
+_TOP: dict[str, Check] = {
+    "description": text,
+    "source": text,
     "budget": _budget,
-    "tolerance": _number(0, 1, low_open=True, high_open=True),
-    "constraint": _choice(CONSTRAINTS),
+    "tolerance": number(0, 1, low_open=True, high_open=True),
+    "constraint": choice(CONSTRAINTS),
 }
-_SEARCH: dict[str, _Check] = {"sampler": _choice(SAMPLERS), "trials": _integer(1), "pruner": _choice(PRUNERS),
-                              "contenders": _integer(0), "phi2": _integer(0)}
+_SEARCH: dict[str, Check] = {"sampler": choice(SAMPLERS), "trials": integer(1), "pruner": choice(PRUNERS),
+                              "contenders": integer(0), "phi2": integer(0)}
 _SEARCH_KEYS = frozenset(_SEARCH)
-_PROXY: dict[str, _Check] = {
+_PROXY: dict[str, Check] = {
     "resolution": _side,
-    "width": _number(0, 4, low_open=True),
-    "epochs": _integer(1),
-    "train": _integer(1),
-    "val": _integer(1),
-    "batch_size": _integer(1),
-    "optimizer": _choice(OPTIMIZERS),
-    "lr": _number(0, low_open=True),
-    "momentum": _number(0, 1, high_open=True),
-    "weight_decay": _number(0),
-    "schedule": _choice(SCHEDULES),
-    "warmup_epochs": _integer(0),
-    "label_smoothing": _number(0, 1, high_open=True),
-    "bn_momentum": _number(0, 1, low_open=True),
-    "drop_path": _number(0, 1, high_open=True),
-    "seeds": _integer(1),
-    "max_seeds": _integer(1),
-    "score": _choice(SCORES),
-    "seed": _integer(0),
+    "width": number(0, 4, low_open=True),
+    "epochs": integer(1),
+    "train": integer(1),
+    "val": integer(1),
+    "batch_size": integer(1),
+    "optimizer": choice(OPTIMIZERS),
+    "lr": number(0, low_open=True),
+    "momentum": number(0, 1, high_open=True),
+    "weight_decay": number(0),
+    "schedule": choice(SCHEDULES),
+    "warmup_epochs": integer(0),
+    "label_smoothing": number(0, 1, high_open=True),
+    "bn_momentum": number(0, 1, low_open=True),
+    "drop_path": number(0, 1, high_open=True),
+    "seeds": integer(1),
+    "max_seeds": integer(1),
+    "score": choice(SCORES),
+    "seed": integer(0),
 }
-_RANGE: dict[str, _Check] = {"min": _number(0, low_open=True), "max": _number(0, low_open=True), "step": _number(0, low_open=True)}
+_RANGE: dict[str, Check] = {"min": number(0, low_open=True), "max": number(0, low_open=True), "step": number(0, low_open=True)}
 _AXES = ("alpha", "beta", "gamma")
 _SECTIONS = ("search", "proxy") + _AXES
 
 
-def _fail(where: str, key: str, expected: str, value: Any) -> ScaleSearchError:
-    return ScaleSearchError(f"{where}: {key} must be {expected}, got {value!r}")
-
-
-def _section(data: dict[str, Any], name: str, where: str, required: bool = False) -> dict[str, Any]:
-    if name not in data:
-        if required:
-            raise ScaleSearchError(f"{where}: missing section [{name}] (min, max and step of the {name} multiplier)")
-        return {}
-    table = data[name]
-    if not isinstance(table, dict):
-        raise _fail(where, name, "a table such as [" + name + "]", table)
-    return table
-
-
-def _read(table: dict[str, Any], checks: dict[str, _Check], prefix: str, where: str) -> dict[str, Any]:
-    """Validate every key of `table` against `checks`; keys are reported as ``prefix.key``."""
-    unknown = sorted(set(table) - set(checks))
-    if unknown:
-        raise ScaleSearchError(f"{where}: unknown key {prefix + unknown[0]!r}; expected one of {', '.join(prefix + k for k in checks)}")
-    clean = {}
-    for key, value in table.items():
-        try:
-            clean[key] = checks[key](value)
-        except ValueError as exc:
-            raise _fail(where, prefix + key, str(exc), value) from None
-    return clean
-
-
 def _range(data: dict[str, Any], axis: str, where: str) -> Range:
-    table = _read(_section(data, axis, where, required=True), _RANGE, axis + ".", where)
+    table = read_table(section(data, axis, where, required=True), _RANGE, axis + ".", where)
     for key in ("max", "step"):
         if key not in table:
             raise ScaleSearchError(f"{where}: missing key '{axis}.{key}'")
     r = Range(table.get("min", 1.0), table["max"], table["step"])
     if r.max < r.min:
-        raise _fail(where, f"{axis}.max", f"a number >= {axis}.min ({r.min:g})", r.max)
+        raise fail(where, f"{axis}.max", f"a number >= {axis}.min ({r.min:g})", r.max)
     return r
 
 
@@ -334,17 +267,20 @@ def _parse(data: dict[str, Any], where: str, name: str, path: str) -> SearchSpac
     unknown = sorted(set(data) - set(_TOP) - set(_SECTIONS))
     if unknown:
         raise ScaleSearchError(f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(list(_TOP) + ['[' + s + ']' for s in _SECTIONS])}")
-    top = _read({k: v for k, v in data.items() if k in _TOP}, _TOP, "", where)
-    search = _read(_section(data, "search", where), _SEARCH, "search.", where)
-    proxy = ProxySettings(**_read(_section(data, "proxy", where), _PROXY, "proxy.", where))
+    top = read_table({k: v for k, v in data.items() if k in _TOP}, _TOP, "", where)
+    search = read_table(section(data, "search", where), _SEARCH, "search.", where)
+    table = dict(section(data, "proxy", where))
+    devices = tuple((kind, tuple(read_table(section(table, kind, where), _PROXY, f"proxy.{kind}.", where).items()))
+                    for kind in PROXY_DEVICES if kind in table)
+    proxy = ProxySettings(**read_table({k: v for k, v in table.items() if k not in PROXY_DEVICES}, _PROXY, "proxy.", where))
     if proxy.warmup_epochs >= proxy.epochs:
-        raise _fail(where, "proxy.warmup_epochs", f"an integer < proxy.epochs ({proxy.epochs})", proxy.warmup_epochs)
+        raise fail(where, "proxy.warmup_epochs", f"an integer < proxy.epochs ({proxy.epochs})", proxy.warmup_epochs)
     if proxy.max_seeds < proxy.seeds:
-        raise _fail(where, "proxy.max_seeds", f"an integer >= proxy.seeds ({proxy.seeds})", proxy.max_seeds)
+        raise fail(where, "proxy.max_seeds", f"an integer >= proxy.seeds ({proxy.seeds})", proxy.max_seeds)
     ranges = {axis: _range(data, axis, where) for axis in _AXES}
     _check_grid_size(ranges, where)
     return SearchSpace(name=name, path=path, description=top.pop("description", ""), source=top.pop("source", ""),
-                       **ranges, **top, **search, proxy=proxy)
+                       **ranges, **top, **search, proxy=proxy, device_proxy=devices)
 
 
 def _check_grid_size(ranges: dict[str, Range], where: str) -> None:
@@ -366,7 +302,7 @@ def _to_toml_dict(space: SearchSpace) -> dict[str, Any]:
     data: dict[str, Any] = {k: getattr(space, k) for k in _TOP}
     data.update({axis: asdict(getattr(space, axis)) for axis in _AXES})
     data["search"] = {k: getattr(space, k) for k in _SEARCH}
-    data["proxy"] = asdict(space.proxy)
+    data["proxy"] = asdict(space.proxy) | {kind: dict(table) for kind, table in space.device_proxy}
     return data
 
 

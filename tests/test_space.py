@@ -12,7 +12,7 @@ from scalesearch.arch import load_base
 from scalesearch.errors import ScaleSearchError
 from scalesearch.candidates import Candidate, assess, candidate_spec, feasible_grid, grid, require_feasible, resolution_for, within
 from scalesearch.sampling import suggest
-from scalesearch.space import ProxySettings, Range, known_spaces, load_space, parse_budget
+from scalesearch.space import ProxySettings, Range, known_spaces, load_space, parse_budget, space_toml
 
 PAPER = Candidate(1.2, 1.1, 1.15)
 
@@ -366,3 +366,43 @@ def test_suggest_with_no_feasible_pair(b0):
     study = optuna.create_study()
     with pytest.raises(ScaleSearchError, match="no \\(α, β\\) pair of search space 'default' reaches budget 10x"):
         suggest(study.ask(), space, b0)
+
+
+def test_device_tables_replace_proxy_settings_on_that_device_only(tmp_path):
+    path = tmp_path / "dev.toml"
+    path.write_text(MINIMAL + "[proxy]\nepochs = 2\nseeds = 1\n[proxy.cuda]\nepochs = 4\nmax_seeds = 8\n[proxy.cpu]\ntrain = 600\n")
+    space = load_space(path)
+    assert (space.proxy.epochs, space.proxy.max_seeds, space.proxy.train) == (2, 3, 1200)
+    gpu, cpu = space.for_device("cuda"), space.for_device("cpu")
+    assert (gpu.proxy.epochs, gpu.proxy.max_seeds, gpu.proxy.train) == (4, 8, 1200)
+    assert (cpu.proxy.epochs, cpu.proxy.max_seeds, cpu.proxy.train) == (2, 3, 600)
+    assert space.for_device("mps") == space  # no table: the [proxy] settings
+    assert gpu.with_overrides(epochs=1).proxy.epochs == 1  # options given on the command line still win
+    back = tmp_path / "back.toml"
+    back.write_text(space_toml(space))  # what scalesearch.run writes for a space object keeps the tables
+    assert load_space(back).device_proxy == space.device_proxy
+
+
+@pytest.mark.parametrize("table, message", [
+    ("[proxy.cuda]\nepochs = 0\n", "proxy.cuda.epochs must be an integer >= 1, got 0"),
+    ("[proxy.cuda]\nepoch = 3\n", "unknown key 'proxy.cuda.epoch'"),
+    ("[proxy]\ncuda = 3\n", "cuda must be a table"),
+])
+def test_bad_device_tables_are_one_line(tmp_path, table, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(MINIMAL + table)
+    with pytest.raises(ScaleSearchError, match=re.escape(message)):
+        load_space(path)
+
+
+def test_the_shipped_default_races_more_seeds_on_a_gpu_and_a_run_keeps_the_kind_it_started_with(tmp_path):
+    from scalesearch.plan import RunOptions, prepare
+
+    space = load_space("default")
+    assert space.for_device("cuda").proxy.max_seeds > space.for_device("cpu").proxy.max_seeds
+    plan = prepare(RunOptions(base="tiny-mbconv", data="synthetic:64", device="cpu", results_dir=str(tmp_path)))
+    assert plan.options.proxy_for == "cpu" and plan.space.proxy.max_seeds == 3
+    assert plan.config()["options"]["proxy_for"] == "cpu"  # recorded: workers rebuild the same proxy
+    joined = prepare(RunOptions(base="tiny-mbconv", data="synthetic:64", device="cpu", results_dir=str(tmp_path),
+                                proxy_for="cuda"))  # a study created on a GPU, joined by a CPU worker
+    assert joined.space.proxy.max_seeds == 8 and joined.space.proxy.seeds == 2
