@@ -53,9 +53,10 @@ def _restart_server() -> float:
 
 
 def _trials(url: str, study: str) -> list:
+    """The study's trials; none while it is not created yet or the server is restarting (the watcher only waits)."""
     try:
         return optuna.load_study(study_name=study, storage=open_storage(url)).get_trials(deepcopy=False)
-    except KeyError:  # not created yet
+    except Exception:  # KeyError before the study exists; connection errors during the restart
         return []
 
 
@@ -71,6 +72,7 @@ def run(quick: bool = False, device: str = "cpu", workers: int = 1) -> str:
     args = ["--base", "tiny-mbconv", "--data", "synthetic:256", "--epochs", "2"] if quick else ["--base", "b0", "--budget", "2x"]
     cmd = [sys.executable, "-m", "scalesearch.cli", "run", *args, "--study", study, "--device", device, "--workers", str(workers)]
     env = os.environ | {"SCALESEARCH_STORAGE": url}
+    proc = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
@@ -87,6 +89,10 @@ def run(quick: bool = False, device: str = "cpu", workers: int = 1) -> str:
             out, err = proc.communicate()
             wall = time.perf_counter() - start
         ts = _trials(url, study)
+    except BaseException:
+        if proc is not None:
+            proc.kill()  # the benchmark failing must not leave a search running
+        raise
     finally:
         conn = _admin()  # not `with conn`: psycopg2 would open a transaction, where DROP DATABASE cannot run
         with conn.cursor() as cur:
