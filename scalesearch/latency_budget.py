@@ -14,6 +14,7 @@ reference. How far they disagreed is the run's repeatability, recorded with the 
 """
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from .arch import BaseNetwork
 from .candidates import Assessment, Candidate, candidate_spec, resolution_for
-from .latency import Latency, Meter, Progress
+from .latency import Latency, Meter, Progress, distinguishable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,10 +66,31 @@ class LatencyCheck:
         fastest = sorted(self.base_medians)
         return fastest[1] / fastest[0] - 1
 
+    @property
+    def cv(self) -> float | None:
+        """Relative noise of an accepted measurement: the coefficient of variation of the base's two fastest this run.
+
+        The fastest two, as a measurement hit by load was outvoted; None when the base came from the cache.
+        """
+        if len(self.base_medians) < 2:
+            return None
+        fastest = sorted(self.base_medians)[:2]
+        return statistics.stdev(fastest) / statistics.fmean(fastest)
+
+    def borderline(self, budget: float, tolerance: float) -> list[Candidate]:
+        """Points whose ratio cannot be told apart from an edge of the tolerance band given :attr:`cv`.
+
+        Their feasibility is decided by noise as much as by the network; the run counts them.
+        """
+        if self.cv is None:
+            return []
+        edges = (budget * (1 - tolerance), budget * (1 + tolerance))
+        return [c for c, r in self.ratios.items() if any(not distinguishable(r, e, self.cv) for e in edges)]
+
     def summary(self) -> dict:
         """What a study records: the conditions, the base, the repeatability and the cost of measuring."""
         return {"conditions": self.base.conditions.__dict__, "base_seconds": self.base.seconds,
-                "base_medians": list(self.base_medians), "agreement": self.agreement, "band": self.band,
+                "base_medians": list(self.base_medians), "agreement": self.agreement, "cv": self.cv, "band": self.band,
                 "points": self.points, "kept": self.kept, "networks": self.networks, "measured": self.measured,
                 "time_s": self.time_s, "near_edge": len(self.near_edge),
                 "unsettled": self.unsettled}

@@ -41,7 +41,7 @@ class Progress:
     def latency(self, done: int, total: int, lat: Latency, reused: bool) -> None: ...
 
 
-def latency_line(check, feasible: int | None, tolerance: float) -> str:
+def latency_line(check, feasible: int | None, budget: float, tolerance: float) -> str:
     """What the latency constraint measured: conditions, base, repeatability, cost and feasible count."""
     agree = ("from the cache" if check.agreement is None else
              f"measured {len(check.base_medians)}× this run: {', '.join(f'{s * 1e3:.2f}' for s in check.base_medians)} ms, "
@@ -50,6 +50,9 @@ def latency_line(check, feasible: int | None, tolerance: float) -> str:
             "latency ratios near its edge are noise" if check.agreement is not None and check.agreement > tolerance else "")
     if check.unsettled:
         warn += f"; {check.unsettled} networks timed under load throughout (rounds never agreed within 3%)"
+    if check.cv is not None:
+        warn += (f"; noise (CV of the base's two fastest) {check.cv:.1%}: {len(check.borderline(budget, tolerance))} "
+                 f"points' ratios are within it of the tolerance's edges")
     return (f"latency: {check.base.conditions.describe()}; base {check.base.seconds * 1e3:.2f} ms ({agree}); "
             f"pre-filter kept {check.kept} of {check.points} points (MACs within ×÷{check.band:g} of the budget), "
             f"{check.networks} networks, {check.measured} timed in {check.time_s:.1f} s; {feasible} feasible{warn}")
@@ -83,7 +86,7 @@ class RichProgress(Progress):
                   f"{'val loss' if p.score == 'loss' else 'val top-1'}; proxy cost ratios within {d.deviation:.0%} of "
                   f"the target's (proxy MACs max/min {d.spread:.2f})", highlight=False)
         if r.latency is not None:
-            _err.print(latency_line(r.latency, r.feasible_latency, plan.space.tolerance), highlight=False)
+            _err.print(latency_line(r.latency, r.feasible_latency, plan.space.budget, plan.space.tolerance), highlight=False)
             edge = near_edge_note(r.latency, [a.candidate for a in r.feasible])
             if edge:
                 _err.print(f"latency: {edge}", highlight=False)

@@ -41,7 +41,7 @@ IGNORED_KEYS = {"space": {"name", "path", "sampler", "trials"}, "proxy": {"seeds
                 "data": {"spec"},
                 # A latency measurement is compared by its conditions and pre-filter band (another device or torch
                 # means other latencies); its figures vary from run to run and a resume reads them from the cache.
-                "latency": {"base_seconds", "base_medians", "agreement", "points", "kept", "networks", "measured",
+                "latency": {"base_seconds", "base_medians", "agreement", "cv", "points", "kept", "networks", "measured",
                             "time_s", "near_edge", "unsettled", "base", "measured_points", "near_edge_points"}}
 OUTPUTS = ("trials.csv", "ranking.csv", "coefficients.json", "coefficients.yaml", "coefficients.toml", "coefficients.py")
 

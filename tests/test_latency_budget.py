@@ -1,6 +1,7 @@
 """The latency budget over a grid: pre-filter, the base as reference, the cache (measurements faked, no timing luck)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -114,3 +115,19 @@ def test_networks_timed_under_load_throughout_are_timed_again_after_the_others(m
     one = [a for a in every if a.candidate == Candidate(1.2, 1.1, 1.15)]
     check = measure_grid(base, one, 2.0, Meter("cpu"), band=100)
     assert check.ratios == {Candidate(1.2, 1.1, 1.15): 2.0} and check.unsettled == 0 and seen[258] == 2
+
+
+def test_points_within_the_noise_of_the_tolerance_edges_are_borderline(monkeypatch, b0_grid):
+    base, every = b0_grid
+    ratio = {Candidate(1.2, 1.1, 1.15): 2.09, Candidate(1.0, 1.0, 1.0): 1.5}  # 2.09 is 0.5% from 2.1, 1.5 far from both
+
+    def fake(net, side, in_channels, device, cond, min_run_time, warmup):
+        return Latency(1.0, 0.0, 5, cond)
+
+    monkeypatch.setattr(latency, "time_network", fake)
+    monkeypatch.setattr(model, "build", unbuilt)
+    check = measure_grid(base, [a for a in every if a.candidate in ratio], 2.0, Meter("cpu"), band=100)
+    check = replace(check, ratios=ratio, base_medians=(1.0, 1.01, 1.5))  # the two fastest 1% apart: cv 0.7%
+    assert check.cv == pytest.approx(0.00704, rel=0.01)
+    assert check.borderline(2.0, 0.05) == [Candidate(1.2, 1.1, 1.15)]
+    assert replace(check, base_medians=()).borderline(2.0, 0.05) == []  # from the cache: no noise estimate
