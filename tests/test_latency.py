@@ -42,10 +42,12 @@ def test_a_real_measurement_records_the_proxys_conditions(tiny):
     assert c.device.startswith("cpu ") and torch.backends.cpu.get_cpu_capability() in c.device
 
 
-def test_a_network_with_16_times_the_macs_is_measured_slower(tiny):
+def test_a_network_with_64_times_the_macs_is_measured_slower(tiny):
     meter = Meter("cpu", batch=1, threads=1, num_classes=10, **FAST)
-    small, big = meter.measure(tiny, 32), meter.measure(tiny, 128)
-    assert big.seconds > 2 * small.seconds  # 16x the MACs and activations; a wide margin for load
+    small, big = meter.measure(tiny, 32), meter.measure(tiny, 256)
+    # 64x the MACs and activations; a wide margin, because a tiny network at 32 px is mostly per-call overhead
+    # and a loaded machine slows one measurement more than the other
+    assert big.seconds > 2 * small.seconds
 
 
 def test_a_cache_hit_measures_nothing_in_this_or_another_process(tiny, counted, tmp_path):
