@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import platform
 import resource
 import time
 from typing import Any, Callable, Sequence
 
 import torch
 from rich.console import Console
+
+from scalesearch.latency import cpu_model
 
 console = Console(stderr=True, log_path=False)  # progress goes to stderr; stdout carries only the markdown
 
@@ -28,17 +29,6 @@ def sync(device: torch.device) -> None:
     """Wait for queued GPU work, so a timer measures it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_line(device: str | torch.device = "cpu") -> str:

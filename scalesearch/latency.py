@@ -91,28 +91,21 @@ class Latency:
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
-    """`cpu`, `cuda` or `cuda:N` that exists here; anything else is a one-line error."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ScaleSearchError(f"unknown latency device {name!r}: expected cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ScaleSearchError(f"unknown latency device {name!r}: expected cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (device.index or 0) >= count:
-            raise ScaleSearchError(f"latency device {str(name)!r} is not available: this machine has {count} CUDA device(s)")
-    return device
+    """`cpu`, `cuda` or `cuda:N` that exists here (or `auto`); anything else is a one-line error."""
+    from .proxy import pick_device
+
+    return pick_device(name, role="latency device")
 
 
 def device_name(device: torch.device) -> str:
     """The hardware, read at run time: hosts sold under one CPU name differ in vector ISA (AVX2 vs AVX-512)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu {_cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
+    return f"cpu {cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (else what platform knows)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

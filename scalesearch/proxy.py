@@ -84,20 +84,20 @@ class ProxyResult:
         return max(range(len(self.val_acc)), key=self.val_acc.__getitem__)
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """`auto` takes the first GPU when there is one; `cuda:N` must exist."""
+def pick_device(name: str | torch.device = "auto", role: str = "device") -> torch.device:
+    """`auto` takes the first GPU when there is one; `cuda:N` must exist. `role` names it in errors."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise ScaleSearchError(f"unknown device {name!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ScaleSearchError(f"unknown device {name!r}: expected auto, cpu, cuda or cuda:N")
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ScaleSearchError(f"unknown {role} {str(name)!r}: expected auto, cpu, cuda or cuda:N")
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (device.index or 0) >= count:
-            raise ScaleSearchError(f"device {name!r} is not available: this machine has {count} CUDA device(s)")
+            raise ScaleSearchError(f"{role} {str(name)!r} is not available: this machine has {count} CUDA device(s)")
     return device
 
 
