@@ -42,7 +42,8 @@ def val_standard_error(acc: float, val_images: int) -> float:
     and the same candidates re-run with another seed moved by 2.9 points (std of
     the difference), as two independent estimates with this error would.
     """
-    return math.sqrt(acc * (1 - acc) / val_images)
+    p = min(max(acc, 0.5 / val_images), 1 - 0.5 / val_images)  # at 0% or 100% the sample still leaves doubt
+    return math.sqrt(p * (1 - p) / val_images)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:

@@ -390,3 +390,12 @@ def test_a_failed_seed_that_ran_again_is_no_failure() -> None:
     assert ranking(trials, include_all=True)["state"].tolist() == ["complete"]
     trials.loc[2, "state"] = "FAIL"  # the re-run failed too: that is a failed seed
     assert ranking(trials, include_all=True)["state"].tolist() == ["complete (some seeds fail)"]
+
+
+def test_a_perfect_val_score_still_has_a_standard_error():
+    """100% on 150 images does not mean no noise: the caption must not promise that gaps of 0 points are real."""
+    from scalesearch.results import val_standard_error
+
+    assert 0 < val_standard_error(1.0, 150) < val_standard_error(0.5, 150)
+    assert val_standard_error(1.0, 150) == pytest.approx(val_standard_error(0.0, 150))
+    assert val_standard_error(0.8, 500) == pytest.approx((0.8 * 0.2 / 500) ** 0.5)
