@@ -85,9 +85,9 @@ class Dataset:
         return len(self.classes)
 
 
-def load_data(spec: str = "embedded", *, side: int | None = None, train: int | None = None,
+def load_data(spec: str | Dataset = "embedded", *, side: int | None = None, train: int | None = None,
               val: int | None = None, seed: int = 0, report: Report | None = None) -> Dataset:
-    """The dataset named by `spec` (see the module docstring for the forms).
+    """The dataset named by `spec` (see the module docstring for the forms), or a Dataset given as it is.
 
     `train`, `val` and `seed` pick the class-balanced subset a search uses (at most
     what there is; None keeps a split whole). `side` is the largest side in px it
@@ -95,18 +95,23 @@ def load_data(spec: str = "embedded", *, side: int | None = None, train: int | N
     FOLDER_SIDE), showing progress and notes through `report` (default: rich on
     stderr); the other forms are in memory already and are only subset.
     """
-    if (folder := _image_folder(spec)) is not None:
+    if isinstance(spec, Dataset):
+        ds = spec
+    elif (folder := _image_folder(spec)) is not None:
         return _load_image_folder(folder, side or FOLDER_SIDE, train, val, seed, report or RichReport())
-    ds = _load_in_memory(spec)
+    else:
+        ds = _load_in_memory(spec)
     clamp = lambda n, y: None if n is None else min(n, len(y))  # noqa: E731
     return subset(ds, clamp(train, ds.train_y), clamp(val, ds.val_y), seed)
 
 
-def data_shape(spec: str = "embedded") -> tuple[int, int]:
+def data_shape(spec: str | Dataset = "embedded") -> tuple[int, int]:
     """(classes, channels) of `spec`, decoding nothing: an image folder is only listed (always RGB).
 
     For a caller that must know them before it knows the side and counts to pass to load_data.
     """
+    if isinstance(spec, Dataset):
+        return spec.num_classes, spec.in_channels
     if (folder := _image_folder(spec)) is not None:
         return len(split_pools(folder.resolve())[0]), 3
     ds = _load_in_memory(spec)

@@ -40,7 +40,7 @@ class RunOptions:
 
     base: str = "b0"
     space: str = "default"
-    data: str = "embedded"
+    data: str | Dataset = "embedded"  # a spec (see scalesearch.data) or a Dataset object (trained in this process)
     device: str = "auto"
     compile: bool = False  # torch.compile the training step (long runs only)
     budget: str | float | None = None
@@ -87,7 +87,8 @@ class Plan:
         return {
             "scalesearch_version": __version__,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "options": asdict(self.options) | {"storage": redact(self.storage_url)},
+            "options": {k: getattr(self.options, k) for k in self.options.__dataclass_fields__}
+                       | {"storage": redact(self.storage_url), "data": data_spec(self.options.data)},
             "base": {"name": self.base.name, "source": self.base.source or "preset", "resolution": self.base.resolution,
                      "width": self.base.width, "depth": self.base.depth},
             "space": {"name": self.space.name, "path": self.space.path, "budget": self.space.budget,
@@ -97,7 +98,7 @@ class Plan:
                       "alpha": asdict(self.space.alpha), "beta": asdict(self.space.beta), "gamma": asdict(self.space.gamma)},
             "proxy": asdict(self.space.proxy),
             "proxy_design": asdict(self.design),
-            "data": {"spec": self.options.data, "name": self.data.name, "source": self.data.source,
+            "data": {"spec": data_spec(self.options.data), "name": self.data.name, "source": self.data.source,
                      "classes": self.data.num_classes, "channels": self.data.in_channels,
                      "train": len(self.data.train_y), "val": len(self.data.val_y)},
             "grid": {"points": self.report.total, "feasible_nominal": self.report.feasible_nominal,
@@ -107,10 +108,21 @@ class Plan:
         }
 
 
-def default_study_name(base: BaseNetwork, space: SearchSpace, data_spec: str) -> str:
+# How a study records data given as an object: it names it, and only the same object can resume the study.
+OBJECT = "object:"
+
+
+def data_spec(data: str | Dataset) -> str:
+    return f"{OBJECT}{data.name}" if isinstance(data, Dataset) else data
+
+
+def default_study_name(base: BaseNetwork, space: SearchSpace, data: str | Dataset) -> str:
     parts = [base.name, f"{space.budget:g}x", space.name, space.constraint]
-    if data_spec != "embedded":
-        parts.append(data_spec.split(":")[0] if ":" in data_spec else Path(data_spec).name or data_spec)
+    spec = data_spec(data)
+    if spec.startswith(OBJECT):
+        parts.append(data.name)
+    elif spec != "embedded":
+        parts.append(spec.split(":")[0] if ":" in spec else Path(spec).name or spec)
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
 
 
@@ -224,6 +236,10 @@ def load(storage_url: str | None = None, study_name: str | None = None, results_
     config = recorded_study.user_attrs["config"]
     known = {f for f in RunOptions.__dataclass_fields__}
     recorded = {k: v for k, v in config["options"].items() if k in known}
+    if str(recorded.get("data", "")).startswith(OBJECT):
+        raise ScaleSearchError(f"study {recorded_study.study_name!r} trained on a Dataset object "
+                               f"({recorded['data'][len(OBJECT):]}), which only Python holds: continue it with "
+                               "scalesearch.run(..., data=<that Dataset>) in one process")
     options = RunOptions(**(recorded | {"storage": storage_url, "study": recorded_study.study_name}))
     measured = config.get("latency")  # workers and later commands judge the points the creator measured
     plan = prepare(options, latency=LatencyCheck.from_record(measured) if measured else None)

@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 from . import export, family, provenance, proxy, race, record, results
 from .arch import BaseNetwork, base_toml
 from .candidates import Candidate
+from .data import Dataset
 from .errors import ScaleSearchError
 from .files import write_text
 from .plan import Plan, RunOptions, load, load_recorded, open_study, prepare, seed_list
@@ -77,6 +78,8 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
     `options` are :class:`~scalesearch.plan.RunOptions` fields (``data``, ``device``, ``epochs``,
     ``seeds``, ``results_dir``, ``storage`` …), as the CLI's options. `base` and `space` may be
     objects; they are written to ``<results_dir>/inputs/`` as TOML so the study can be resumed and read back.
+    ``data`` may be a :class:`~scalesearch.data.Dataset` (your own tensors): it trains in this process, and
+    only a call with the same object resumes the study (``show`` and ``export`` read it as any other).
     `workers` > 1 or `devices` trains in that many processes on this machine. Raises
     :class:`~scalesearch.errors.ScaleSearchError` for anything the user can fix, before anything is written.
     """
@@ -85,6 +88,9 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
         raise ScaleSearchError(f"unknown option {unknown[0]!r}; expected one of {', '.join(f.name for f in fields(RunOptions))}")
     folder = Path(options.get("results_dir", "results"))
     opts = RunOptions(base=_as_file(base, folder, "base"), space=_as_file(space, folder, "space"), budget=budget, **options)
+    if isinstance(opts.data, Dataset) and (workers != 1 or devices is not None):
+        raise ScaleSearchError("a Dataset object trains in this process only: give workers=1 (or save it as an "
+                               "image folder and pass its path)")
     progress = progress or Progress()
     if restart:
         progress.note(provenance.restart(opts))

@@ -322,3 +322,22 @@ def test_expected_time_scales_with_the_trials_and_the_images(space_file, tmp_pat
     assert 0 < one < 60
     many = worker.expected_seconds(100)
     assert 20 * one < many < 500 * one  # 100 trials, within the noise of two timings on a shared machine
+
+
+def test_scalesearch_run_trains_on_a_dataset_object(space_file, tmp_path) -> None:
+    """Your own tensors as data: trained in this process, recorded by name, resumed only with the same object."""
+    import scalesearch
+    from scalesearch.plan import load
+
+    ds = load_data("synthetic:64")
+    ds = type(ds)("my-tensors", ds.train_x, ds.train_y, ds.val_x, ds.val_y, ds.classes, "python")
+    result = scalesearch.run("tiny-mbconv", data=ds, space=str(space_file), results_dir=str(tmp_path), device="cpu")
+    assert result.plan.study_name == "tiny-mbconv-2x-tiny-nominal-my-tensors" and len(result.ranking) == FEASIBLE
+    config = result.study.user_attrs["config"]
+    assert config["options"]["data"] == config["data"]["spec"] == "object:my-tensors"
+    again = scalesearch.run("tiny-mbconv", data=ds, space=str(space_file), results_dir=str(tmp_path), device="cpu")
+    assert len(again.trials) == len(result.trials)  # resumed with the same object: nothing retrained
+    with pytest.raises(ScaleSearchError, match="trained on a Dataset object .my-tensors., which only Python holds"):
+        load(None, result.plan.study_name, tmp_path)  # what `scalesearch worker` or `verify` would do
+    with pytest.raises(ScaleSearchError, match="trains in this process only"):
+        scalesearch.run("tiny-mbconv", data=ds, space=str(space_file), results_dir=str(tmp_path), workers=2)
