@@ -89,7 +89,8 @@ def verdict_document(study: optuna.Study) -> dict[str, Any] | None:
     if v is None:
         return None
     return {"resolved": v.resolved, "words": v.words, "p_best": _num(v.p_best), "decided_at_phi": v.stage,
-            "tied_at_phi1": [list(c) for c in v.tied], "reason": v.reason}
+            "tied_at_phi1": [list(c) for c in v.tied], "reason": v.reason,
+            "seeds_needed": None if v.seeds_needed is None or v.seeds_needed == float("inf") else int(v.seeds_needed)}
 
 
 def _num(x: Any) -> float | None:

@@ -75,6 +75,13 @@ class Fit:
         lead = self.means.iloc[0]
         return [k for k, m in self.means.items() if lead - m <= self.margin(k)]
 
+    def seeds_to_separate(self, gap: float) -> float:
+        """Paired seeds per candidate at which a gap this large between two means clears the 95% margin
+        (with today's degrees of freedom: more seeds bring more, so this errs high)."""
+        if not self.dof or not gap > 0:
+            return math.inf
+        return math.ceil(2 * (t95(self.dof) * self.sigma / gap) ** 2)
+
     def p_best(self, draws: int = P_BEST_DRAWS, seed: int = 0) -> pd.Series:
         """Probability of being best under the fitted model (parametric draws of every mean)."""
         if not self.dof or len(self.means) == 1:
@@ -179,6 +186,7 @@ class Verdict:
     tied: list[tuple[float, float, float]]  # candidates tied with the φ = 1 leader (the winner's rivals)
     resolved: bool
     reason: str  # why it is not resolved, or what settled it
+    seeds_needed: float | None = None  # seeds per candidate that would halve the φ = 1 tied set (inf: no gap)
 
     @property
     def words(self) -> str:
@@ -211,9 +219,26 @@ def verdict(trials: pd.DataFrame) -> Verdict | None:
     unchecked = [c for c in tied if c not in checked]
     if unchecked and f1.dof:
         problems.append(f"{len(unchecked)} candidate(s) tied at φ = 1 not checked at φ = 2: {_names(unchecked[:4])}")
+    needed = _seeds_to_halve(f1, tied_nets) if problems else None
+    if needed is not None:
+        problems.append(f"about {_count(needed)} paired seeds per candidate (now up to {int(f1.seeds.max())}) would "
+                        f"separate the leader from half the {len(tied_nets) - 1} networks tied with it at φ = 1")
     reason = "; ".join(problems) if problems else (
         f"the only candidate left after {'φ = 1 and φ = 2' if stage == 2 else 'φ = 1'}")
-    return Verdict(winners[0], float(p), stage, tied, not problems, reason)
+    return Verdict(winners[0], float(p), stage, tied, not problems, reason, needed)
+
+
+def _seeds_to_halve(f: Fit, tied: list) -> float | None:
+    """Seeds per candidate at which the median gap between the leader and its tied rivals clears the margin:
+    the price of an answer the data cannot give yet (None without a noise estimate or rivals)."""
+    if not f.dof or len(tied) < 2:
+        return None
+    gaps = sorted(f.means.iloc[0] - f.means[k] for k in tied[1:])
+    return f.seeds_to_separate(gaps[len(gaps) // 2])  # clearing this gap separates the farther half
+
+
+def _count(n: float) -> str:
+    return "more than 10,000" if n > 10_000 else f"{int(n):,}"
 
 
 def _with_noise_of(f: Fit, other: Fit) -> Fit:

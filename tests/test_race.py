@@ -1,8 +1,10 @@
 """The race over seeds and φ (scalesearch.race) and the proxy's design (scalesearch.fidelity)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,3 +74,22 @@ def test_a_run_where_nothing_learns_ranks_nothing_and_exports_nothing(capsys, tm
     assert r.code == 2 and "no candidate completed" in r.err and "Traceback" not in r.err
     assert r.err.count("diverged") + r.err.count("did not learn") >= 3
     assert not list(tmp_path.glob("*/coefficients.json"))
+
+
+def test_an_unresolved_verdict_says_how_many_seeds_would_settle_it():
+    """Three networks within noise of each other after 3 paired seeds: the verdict is not resolved, and it
+    prices the answer: the seeds per candidate at which the median gap to the leader clears the 95% margin."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(3):
+        shift = rng.normal(0, 1)  # a seed effect shared by every candidate: the paired fit removes it
+        for k, (net, mean) in enumerate((("a", 1.0), ("b", 0.99), ("c", 0.98))):
+            rows.append((1.0, 1.0 + k / 10, 1.0, 1, seed, net, mean + shift + rng.normal(0, 0.05)))
+    trials = frame(rows)
+    v = race.verdict(trials)
+    f = race.fit(race.observations(trials, 1))
+    gaps = sorted(f.means.iloc[0] - f.means[k] for k in f.tied()[1:])
+    assert not v.resolved and len(f.tied()) == 3
+    assert v.seeds_needed == math.ceil(2 * (race.t95(f.dof) * f.sigma / gaps[1]) ** 2) > 3  # the farther of the 2 rivals
+    assert f"about {int(v.seeds_needed):,} paired seeds per candidate (now up to 3)" in v.reason
+    assert f.seeds_to_separate(0.0) == math.inf and f.seeds_to_separate(10 * f.sigma) == 1
