@@ -11,6 +11,7 @@ import torch
 from rich.console import Console
 
 from scalesearch.latency import cpu_model
+from scalesearch.proxy import usable_cores
 
 console = Console(stderr=True, log_path=False)  # progress goes to stderr; stdout carries only the markdown
 
@@ -25,16 +26,10 @@ def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return best, result
 
 
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so a timer measures it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def machine_line(device: str | torch.device = "cpu") -> str:
     """One line naming where the figures come from, load included: they are only comparable on the same machine."""
     device = torch.device(device)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     # The vector ISA torch dispatches to: hosts all named "AMD EPYC" gave timm's B0 at 32 px 561 img/s on
     # one and 160-180 on another (AVX2), so figures compare only within one host.
     parts = [f"CPU {cpu_model()} ({torch.backends.cpu.get_cpu_capability()})", f"{os.cpu_count()} cores ({usable} usable)",

@@ -10,9 +10,10 @@ import torch
 
 from scalesearch.arch import load_base, scale
 from scalesearch.data import DeviceData, load_data
+from scalesearch.proxy import sync
 from scalesearch.space import ProxySettings
 
-from .common import best_of, console, isolated, section, sync, table
+from .common import best_of, console, isolated, section, table
 from .throughput import THREADS, steps_for, train_step_rate
 
 

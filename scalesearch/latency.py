@@ -35,6 +35,7 @@ import torch
 from .arch import NetworkSpec
 from .errors import ScaleSearchError
 from .files import write_text
+from .proxy import amp_dtype, autocast, pick_device, sync
 
 # Seconds of timed forward passes per round (after warm-up). B0 at 224 px, batch 1, takes
 # 14-20 ms on 2 CPU cores, so a round is a median over some 20 repeats.
@@ -92,8 +93,6 @@ class Latency:
 
 def resolve_device(name: str | torch.device) -> torch.device:
     """`cpu`, `cuda` or `cuda:N` that exists here (or `auto`); anything else is a one-line error."""
-    from .proxy import pick_device
-
     return pick_device(name, role="latency device")
 
 
@@ -122,7 +121,7 @@ def precision(device: torch.device) -> tuple[torch.dtype | None, torch.memory_fo
     A latency budget should describe the network as the search runs it: bf16
     autocast with channels_last on CUDA, float32 with channels_last on the CPU.
     """
-    return (torch.bfloat16 if device.type == "cuda" else None), torch.channels_last
+    return amp_dtype(device), torch.channels_last
 
 
 def conditions_for(device: torch.device, batch: int, threads: int | None = None) -> Conditions:
@@ -153,18 +152,18 @@ def time_network(net: torch.nn.Module, side: int, in_channels: int, device: torc
     """Time `net`'s forward pass on a batch of ``cond.batch`` images of `side` px; the one place that measures."""
     from torch.utils.benchmark import Timer
 
-    dtype, fmt = precision(device)
+    _, fmt = precision(device)
     net = net.to(device, memory_format=fmt).eval()
     x = torch.randn(cond.batch, in_channels, side, side, device=device).contiguous(memory_format=fmt)
+    amp = autocast(device)
 
     def forward() -> None:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with torch.inference_mode(), amp:
             net(x)
 
     for _ in range(warmup):
         forward()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     timer = Timer("forward()", globals={"forward": forward}, num_threads=cond.threads)
     rounds = []
     while len(rounds) < MAX_ROUNDS:

@@ -179,7 +179,7 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(data.num_train / settings.batch_size)
     total, warmup = settings.epochs * steps_per_epoch, settings.warmup_epochs * steps_per_epoch
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = autocast(device)
     result, step, start = ProxyResult(), 0, time.perf_counter()
     for epoch in range(settings.epochs):
         net.train()
@@ -187,11 +187,7 @@ def train(
         for x, y in data.train_batches(settings.batch_size, resolution, gen):
             for g, lr in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = lr * lr_factor(settings, step, total, warmup)
-            with amp:
-                loss = loss_fn(step_net(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(step_net, optimizer, loss_fn, x, y, amp)
             loss_sum += loss.detach().float() * len(y)
             step += 1
             if on_step:
@@ -226,16 +222,12 @@ def seconds_per_image(spec: NetworkSpec, data: DeviceData, settings: ProxySettin
     net = build(spec, data.num_classes, data.in_channels).to(data.device, memory_format=torch.channels_last).train()
     optimizer = make_optimizer(net, settings)
     loss_fn = nn.CrossEntropyLoss()
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if data.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = autocast(data.device)
     batches = data.train_batches(settings.batch_size, resolution, torch.Generator().manual_seed(0))
     per_image, last = [], time.perf_counter()
     for _, (x, y) in zip(range(steps + 1), batches):  # each step's time includes making its batch (augmentation)
-        with amp:
-            loss = loss_fn(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        _sync(data.device)
+        train_step(net, optimizer, loss_fn, x, y, amp)
+        sync(data.device)
         now = time.perf_counter()
         per_image.append((now - last) / len(y))
         last = now
@@ -243,7 +235,29 @@ def seconds_per_image(spec: NetworkSpec, data: DeviceData, settings: ProxySettin
     return timed[len(timed) // 2]
 
 
-def _sync(device: torch.device) -> None:
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast precision proxies run in on `device` (None: plain float32)."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    dtype = amp_dtype(device)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+               amp: torch.autocast) -> torch.Tensor:
+    """One optimiser step on a batch; returns the loss (not synchronised)."""
+    with amp:
+        loss = loss_fn(net(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a clock measures it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
