@@ -14,7 +14,7 @@ from scalesearch.proxy import sync
 from scalesearch.space import ProxySettings
 
 from .common import best_of, console, isolated, section, table
-from .throughput import THREADS, steps_for, train_step_rate
+from .throughput import SIDE, THREADS, steps_for, train_step_rate
 
 
 def epoch_rate(data: DeviceData, batch: int, resolution: int, repeats: int) -> float:
@@ -34,7 +34,7 @@ def epoch_rate(data: DeviceData, batch: int, resolution: int, repeats: int) -> f
 def run(quick: bool = False, device: str = "cpu") -> str:
     repeats = 1 if quick else 3
     warmup, steps = steps_for(quick, device)
-    batch, side = ProxySettings().batch_size, ProxySettings().resolution
+    batch, side = ProxySettings().batch_size, SIDE
     torch.set_num_threads(THREADS)
     data = DeviceData(load_data("embedded"), torch.device(device))
     rows = []

@@ -20,16 +20,19 @@ from scalesearch.model import build, zero_init
 from scalesearch.candidates import Candidate, assess, candidate_spec
 from scalesearch.space import ProxySettings
 
-from .common import console, isolated, peak_rss_mb, section, sync, table
+from .common import console, isolated, peak_rss_mb, section, table
 
 THREADS = 2  # the CPU figures are for this many threads, whatever the machine has
 CANDIDATE = Candidate(1.2, 1.1, 1.15)  # the paper's B1 step: 2× nominal (α·β²·γ² = 1.92)
 TIMM_MISSING = "timm not installed"
+# B0's smallest side in the tables (then 2× and 4× on the CPU). Not ProxySettings().resolution: that is
+# "auto" since the proxy's side is chosen per grid (scalesearch.fidelity).
+SIDE = 32
 
 
 def networks(device: str) -> list[tuple[str, NetworkSpec]]:
     """(label, spec at its training side): B0 at the proxy sides, plus the 2× candidate at its proxy side."""
-    base, proxy_res = load_base("b0"), ProxySettings().resolution
+    base, proxy_res = load_base("b0"), SIDE
     sides = (224, proxy_res) if device == "cuda" else (proxy_res, 2 * proxy_res, 4 * proxy_res)
     specs = [("B0", scale(base, resolution=side)) for side in sides]
     c, a = CANDIDATE, assess(base, CANDIDATE, proxy_res)
@@ -64,26 +67,22 @@ def train_step_rate(spec: NetworkSpec, batch: int, device: str, layout: str = "o
     net = net.to(dev, memory_format=fmt).train()
     optimizer = proxy.make_optimizer(net, settings)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = proxy.autocast(dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
 
     def step() -> None:
-        with amp:
-            loss = loss_fn(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        proxy.train_step(net, optimizer, loss_fn, x, y, amp)
 
     for _ in range(warmup):
         step()
-    sync(dev)
+    proxy.sync(dev)
     t0, done = time.perf_counter(), 0
     # The clock is read without a sync, so it bounds CPU runs only (CUDA steps take milliseconds).
     while done < steps and (dev.type == "cuda" or done < 2 or time.perf_counter() - t0 < max_seconds):
         step()
         done += 1
-    sync(dev)
+    proxy.sync(dev)
     seconds = time.perf_counter() - t0
     return {"images_per_s": done * batch / seconds, "steps": done, "peak_rss_mb": peak_rss_mb(), "rss_delta_mb": peak_rss_mb() - rss_before,
             "cuda_max_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None}
