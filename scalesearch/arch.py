@@ -19,6 +19,7 @@ from typing import Iterator
 
 from .errors import ScaleSearchError
 from .files import read_toml, toml_text
+from .validate import MAX_BLOCKS, MAX_CHANNELS, MAX_COEFF, MAX_EXPAND, MAX_KERNEL, MAX_REPEATS, MAX_SIDE
 
 
 BASES_DIR = Path(__file__).parent / "bases"
@@ -139,8 +140,8 @@ def scale(
     Rounding always starts from the unrounded block strings, so scaling B0 by
     1.2 twice equals scaling it by 1.44 once, as in the official construction.
     """
-    if width <= 0 or depth <= 0:
-        raise ScaleSearchError(f"width and depth multipliers must be > 0, got width={width}, depth={depth}")
+    if not (0 < width < math.inf and 0 < depth < math.inf):
+        raise ScaleSearchError(f"width and depth multipliers must be finite and > 0, got width={width}, depth={depth}")
     w, d = base.width * width, base.depth * depth
     stages = tuple(
         replace(
@@ -154,6 +155,7 @@ def scale(
     res = base.resolution if resolution is None else int(resolution)
     if res < 8:
         raise ScaleSearchError(f"resolution must be at least 8 px, got {res}")
+    _check_size(base, w, d)
     return NetworkSpec(
         name=base.name,
         width_mult=w,
@@ -164,6 +166,16 @@ def scale(
         head=round_filters(base.head, w),
         stages=stages,
     )
+
+
+def _check_size(base: BaseNetwork, width: float, depth: float) -> None:
+    """Refuse, by arithmetic before any block exists, networks beyond MAX_BLOCKS blocks or MAX_CHANNELS channels."""
+    blocks = sum(math.ceil(s.repeats * depth) for s in base.stages)
+    channels = max(base.head, base.stem, *(s.out_ch * s.expand for s in base.stages)) * width
+    if blocks > MAX_BLOCKS or channels > MAX_CHANNELS:
+        raise ScaleSearchError(f"{base.name} at width ×{width:.4g}, depth ×{depth:.4g} has {blocks:,} blocks and layers "
+                               f"of {channels:,.0f} channels: more than the {MAX_BLOCKS:,} blocks or {MAX_CHANNELS:,} "
+                               "channels a network may have (scalesearch.validate); use a smaller φ or multiplier")
 
 
 def decode_block(text: str) -> Stage:
@@ -191,6 +203,10 @@ def decode_block(text: str) -> Stage:
     stage = Stage(**fields)  # type: ignore[arg-type]
     if min(stage.repeats, stage.expand, stage.in_ch, stage.out_ch) < 1 or stage.kernel % 2 == 0:
         raise ScaleSearchError(f"block {text!r}: repeats, expansion and channels must be >= 1 and the kernel odd")
+    for key, value, limit in (("r", stage.repeats, MAX_REPEATS), ("k", stage.kernel, MAX_KERNEL), ("e", stage.expand, MAX_EXPAND),
+                              ("i", stage.in_ch, MAX_CHANNELS), ("o", stage.out_ch, MAX_CHANNELS)):
+        if value > limit:
+            raise ScaleSearchError(f"block {text!r}: {key} must be at most {limit:,}, got {value:,}")
     if not 0 <= stage.se_ratio <= 1:
         raise ScaleSearchError(f"block {text!r}: se ratio must be in [0, 1]")
     return stage
@@ -232,14 +248,14 @@ def _read_base_file(path: Path) -> BaseNetwork:
     if unknown:
         raise ScaleSearchError(f"{where}: unknown key {unknown[0]!r}; expected {', '.join(sorted(allowed))}")
 
-    def need(key: str, kind: type, low: float) -> object:
+    def need(key: str, kind: type, low: float, high: float) -> object:
         if key not in data:
             raise ScaleSearchError(f"{where}: missing key {key!r}")
         value = data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool) or value < low:
-            raise ScaleSearchError(f"{where}: {key!r} must be a {kind.__name__} >= {low}, got {value!r}")
+        if not isinstance(value, kind) or isinstance(value, bool) or not low <= value <= high:
+            raise ScaleSearchError(f"{where}: {key!r} must be a {kind.__name__} from {low} to {high:,}, got {value!r}")
         return value
 
     blocks = data.get("blocks")
@@ -249,7 +265,7 @@ def _read_base_file(path: Path) -> BaseNetwork:
         stages = tuple(decode_block(b) for b in blocks)
     except ScaleSearchError as exc:
         raise ScaleSearchError(f"{where}: {exc}") from None
-    stem = need("stem", int, 1)
+    stem = need("stem", int, 1, MAX_CHANNELS)
     channels = [stem] + [s.out_ch for s in stages]
     for s, prev in zip(stages, channels):
         if s.in_ch != prev:
@@ -264,11 +280,11 @@ def _read_base_file(path: Path) -> BaseNetwork:
         name=name,
         stages=stages,
         stem=stem,  # type: ignore[arg-type]
-        head=need("head", int, 1),  # type: ignore[arg-type]
-        resolution=need("resolution", int, 8),  # type: ignore[arg-type]
+        head=need("head", int, 1, MAX_CHANNELS),  # type: ignore[arg-type]
+        resolution=need("resolution", int, 8, MAX_SIDE),  # type: ignore[arg-type]
         dropout=float(dropout),
-        width=need("width", float, 0) if "width" in data else 1.0,  # type: ignore[arg-type]
-        depth=need("depth", float, 0) if "depth" in data else 1.0,  # type: ignore[arg-type]
+        width=need("width", float, 0.01, MAX_COEFF) if "width" in data else 1.0,  # type: ignore[arg-type]
+        depth=need("depth", float, 0.01, MAX_COEFF) if "depth" in data else 1.0,  # type: ignore[arg-type]
         source=str(path),
     )
 

@@ -41,10 +41,12 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
     return check
 
 
-def integer(low: int) -> Check:
+def integer(low: int, high: int | None = None) -> Check:
+    expected = f"an integer >= {low}" + ("" if high is None else f" and <= {high:,}")
+
     def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"an integer >= {low}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            raise ValueError(expected)
         return value
 
     return check

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import arch, cost, export, extrapolate, family, latency_budget, plan as plans, pool, race, report, results, search, storage
+from .validate import inputs
 from . import space as space_mod
 from .errors import ScaleSearchError
 from .progress import Progress, RichProgress
@@ -74,11 +75,6 @@ def interruptible(progress: Progress, what: str, quiet: bool = False) -> Iterato
         progress.stop()
 
 
-def positive(name: str, value: float | None) -> None:
-    if value is not None and value <= 0:
-        fail(f"{name} must be > 0, got {value:g}")
-
-
 def network_table(spec: arch.NetworkSpec, base_macs: int, num_classes: int, in_channels: int, verify: bool) -> Table:
     total = cost.network_cost(spec, num_classes=num_classes, in_channels=in_channels)
     title = (f"{spec.name}  width ×{spec.width_mult:.3f}  depth ×{spec.depth_mult:.3f}  {spec.resolution} px  "
@@ -99,6 +95,7 @@ def network_table(spec: arch.NetworkSpec, base_macs: int, num_classes: int, in_c
 
 
 @app.command()
+@inputs
 def info(
     base: str = typer.Option("b0", help="Preset (b0 … b7, b8, l2), shipped base, or path to a base .toml."),
     phi: Optional[str] = typer.Option(None, help="Family members to show: 3, or a range 0..7 (uses --alpha/--beta/--gamma)."),
@@ -115,10 +112,6 @@ def info(
                                                           "and α, β, γ replace --base/--alpha/--beta/--gamma; --phi defaults to 1."),
 ) -> None:
     """Channels, repeats, params, multiply-adds and activations of a network, per stage."""
-    for name, value in (("--alpha", alpha), ("--beta", beta), ("--gamma", gamma), ("--width", width), ("--depth", depth)):
-        positive(name, value)
-    if num_classes < 1 or in_channels < 1:
-        fail("--num-classes and --in-channels must be >= 1")
     if phi is not None and (width or depth or resolution):
         fail("give either --phi or --width/--depth/--resolution, not both")
     if coefficients and (width or depth or resolution):
@@ -166,6 +159,7 @@ COMPILE_OPT = typer.Option(False, "--compile", help="torch.compile each training
 
 
 @app.command()
+@inputs
 def run(
     base: str = typer.Option("b0", help="Preset (b0 … b7, b8, l2), shipped base, or path to a base .toml."),
     budget: Optional[str] = typer.Option(None, help="Compute multiplier at φ = 1, e.g. 2x (default: the space file's)."),
@@ -237,6 +231,7 @@ def chosen(name: str | None, study: str | None) -> str | None:
 
 
 @app.command()
+@inputs
 def show(
     name: Optional[str] = STUDY_ARG,
     fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
@@ -250,8 +245,6 @@ def show(
     """The ranked candidates of a study: cost, val top-1 over seeds with 95% intervals and ties, best epoch, state."""
     if fmt not in SHOW_FORMATS:
         fail(f"--format must be one of {', '.join(SHOW_FORMATS)}, got {fmt!r}")
-    if top is not None and top < 1:
-        fail(f"--top must be >= 1, got {top}")
     st, url = plans.load_recorded(storage_url, chosen(name, study), results_dir)
     trials = results.trials_frame(st)
     ranked = results.sort_ranking(results.ranking(trials, include_all=show_all), sort)
@@ -277,6 +270,7 @@ def show(
 
 
 @app.command("export")
+@inputs
 def export_command(
     name: Optional[str] = STUDY_ARG,
     fmt: Optional[str] = typer.Option(None, "--format", help="json, yaml, toml or python (default: from -o's extension, else json)."),
@@ -300,6 +294,7 @@ def export_command(
 
 
 @app.command()
+@inputs
 def worker(
     study: str = typer.Option(..., help="Name of a study started by scalesearch run."),
     storage_url: str = typer.Option(..., "--storage", envvar=storage.ENV, show_envvar=True,
@@ -359,6 +354,7 @@ def print_scaling_fit(st: optuna.Study, base: arch.BaseNetwork, trials, w, phis:
 
 
 @app.command("extrapolate")
+@inputs
 def extrapolate_command(
     name: Optional[str] = STUDY_ARG,
     alpha: Optional[float] = typer.Option(None, help="Depth coefficient (with --beta and --gamma, instead of a study)."),
@@ -380,8 +376,6 @@ def extrapolate_command(
     Resolution is base resolution × γ^φ rounded to a multiple of 4 px, as the official B0 … B7 sides are.
     """
     phis = family.parse_phis(phi)
-    if phis[0] < 0:
-        fail(f"--phi must be >= 0, got {phi!r}")
     if fmt not in ("table", "csv"):
         fail(f"--format must be table or csv, got {fmt!r}")
     given = [v for v in (alpha, beta, gamma) if v is not None]
@@ -391,8 +385,6 @@ def extrapolate_command(
             fail("give all three of --alpha, --beta and --gamma")
         if name or study or (storage_url and storage_url != os.environ.get(storage.ENV)):  # the variable is no choice
             fail("give either a study or --alpha/--beta/--gamma, not both")
-        for flag, value in (("--alpha", alpha), ("--beta", beta), ("--gamma", gamma)):
-            positive(flag, value)
         b = arch.load_base(base or "b0")
     else:
         if base:
@@ -417,6 +409,7 @@ def extrapolate_command(
 
 
 @app.command("verify")
+@inputs
 def verify_command(
     name: Optional[str] = STUDY_ARG,
     top: int = typer.Option(3, help="How many of the best φ = 1 candidates to train again."),
@@ -429,10 +422,6 @@ def verify_command(
     compile_step: bool = COMPILE_OPT,
 ) -> None:
     """Transfer check: train the top K again at φ = 2 and compare the rankings (Kendall τ-b, winner held?)."""
-    if top < 1:
-        fail(f"--top must be >= 1, got {top}")
-    if not phi > 1:
-        fail(f"--phi must be > 1 (φ = 1 is the search itself), got {phi:g}")
     phi = int(phi) if float(phi).is_integer() else phi
     plan, st = plans.load(storage_url, chosen(name, study), results_dir)
     trials, _ = results.study_winner(st)
@@ -457,6 +446,7 @@ def verify_command(
 
 
 @app.command("plot")
+@inputs
 def plot_command(
     name: Optional[str] = STUDY_ARG,
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Folder for the PNG and SVG files (default results/<study>/plots)."),
@@ -469,8 +459,6 @@ def plot_command(
     from . import plots  # matplotlib loads only for this command
 
     phis = family.parse_phis(phi)
-    if phis[0] < 0:
-        fail(f"--phi must be >= 0, got {phi!r}")
     st, _ = plans.load_recorded(storage_url, chosen(name, study), results_dir)
     trials, _ = results.study_winner(st)
     folder = Path(output) if output else Path(results_dir) / st.study_name / "plots"

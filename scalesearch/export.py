@@ -97,8 +97,12 @@ def _num(x: Any) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
 
+def json_text(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json(doc: dict[str, Any], path: Path) -> None:
-    write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json_text(doc))
 
 
 def family_document(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis: list[int] | None = None) -> dict[str, Any]:

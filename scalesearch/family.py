@@ -13,6 +13,7 @@ Schema shipped in ``scalesearch/schema/``).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,18 +71,26 @@ def family_table(base: BaseNetwork, alpha: float, beta: float, gamma: float, phi
 
 
 def parse_phis(text: str) -> list[float]:
-    """'3' → [3]; '0..7' → [0, 1, …, 7]; '0..2:0.5' → [0, 0.5, …, 2]."""
+    """'3' → [3]; '0..7' → [0, 1, …, 7]; '0..2:0.5' → [0, 0.5, …, 2]: the one reading of --phi.
+
+    Every φ is finite and from 0 to MAX_PHI, and a range has at most MAX_MEMBERS members
+    (:mod:`scalesearch.validate`), so no --phi can hang a command.
+    """
+    from .validate import MAX_MEMBERS, check_phi
+
     try:
         if ".." not in text:
-            return [float(text)]
+            return [check_phi(float(text))]
         span, _, step = text.partition(":")
-        lo, hi = (float(v) for v in span.split(".."))
+        lo, hi = (check_phi(float(v)) for v in span.split(".."))
         step_f = float(step) if step else 1.0
     except ValueError:
-        raise ScaleSearchError(f"--phi must be a number or a range such as 0..7 or 0..2:0.5, got {text!r}")
-    if step_f <= 0 or hi < lo:
+        raise ScaleSearchError(f"--phi must be a number or a range such as 0..7 or 0..2:0.5, got {text!r}") from None
+    if not 0 < step_f < math.inf or hi < lo:
         raise ScaleSearchError(f"--phi range {text!r} must go upwards with a positive step")
     n = int(round((hi - lo) / step_f))
+    if n + 1 > MAX_MEMBERS:
+        raise ScaleSearchError(f"--phi range {text!r} has more than {MAX_MEMBERS} members; use a larger step")
     return [round(lo + i * step_f, 6) for i in range(n + 1)]
 
 
@@ -106,8 +115,9 @@ class Family:
 
     def spec(self, phi: float = 1) -> NetworkSpec:
         """Member φ as data: depth α^φ, width β^φ, side rounded to `resolution_multiple` px."""
-        if phi < 0:
-            raise ScaleSearchError(f"phi must be >= 0, got {phi:g}")
+        from .validate import check_phi
+
+        check_phi(phi, "phi")
         return member(self.base, self.alpha, self.beta, self.gamma, phi, self.resolution_multiple)
 
     def build(self, phi: float = 1, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> nn.Module:

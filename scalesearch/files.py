@@ -70,6 +70,26 @@ def atomic(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def atomic_all(paths: list[Path]) -> Iterator[list[Path]]:
+    """Temporary paths beside each of `paths`: when the block ends without error all replace their targets, else none.
+
+    A set of outputs (a run's tables, a study's figures) is then either all new or all as it was.
+    """
+    for path in map(Path, paths):  # the one thing a rename cannot overcome, checked before any is renamed
+        if path.is_dir() and not path.is_symlink():
+            raise ScaleSearchError(f"cannot write {path}: a folder is in the way")
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic(path)) for path in paths]
+
+
+def write_texts(texts: dict[Path, str]) -> None:
+    """Several UTF-8 files, all or none (:func:`atomic_all`)."""
+    with atomic_all(list(texts)) as tmps:
+        for tmp, text in zip(tmps, texts.values()):
+            tmp.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
 def _as_one_line(path: Path) -> Iterator[None]:
     try:
         yield

@@ -32,6 +32,7 @@ from .provenance import check as check_provenance
 from .proxy import pick_device
 from .space import SearchSpace, load_space, parse_budget
 from .storage import open_storage, redact
+from .validate import require_training_memory
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,10 @@ def prepare(options: RunOptions, latency: LatencyCheck | None = None, on_latency
     # Image folders are decoded at the largest side any trial trains at (φ = 2 members included), and only
     # the pool every seed draws its training subset from, plus the val images all seeds share.
     side = max(resolution_for(p.resolution, a.candidate.gamma ** 2) for a in report.feasible)
+    feasible = [a.candidate for a in report.feasible]
+    require_training_memory(base, feasible, space, classes, channels, pick_device(options.device), (1, 2) if space.phi2 else (1,))
     data = load_data(options.data, side=side, train=p.train * p.max_seeds, val=p.val, seed=p.seed)
-    name = options.study or default_study_name(base, space, options.data)
+    name = default_study_name(base, space, options.data) if options.study is None else options.study
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise ScaleSearchError(f"--study must use letters, digits, '.', '_' or '-', got {name!r}")
     results_dir = Path(options.results_dir) / name
@@ -175,9 +178,9 @@ def latency_meter(options: RunOptions, space: SearchSpace) -> Meter | None:
 
 def open_study(plan: Plan, create: bool = True) -> optuna.Study:
     """Create (or join) the study; the creator records the run's configuration."""
-    if plan.storage_url.startswith("sqlite:///"):
-        make_folder(Path(plan.storage_url[len("sqlite:///"):]).parent)
-    storage = open_storage(plan.storage_url)
+    if plan.options.storage is None:  # only the default results/<study>/ folder is made; a URL's must exist
+        make_folder(plan.results_dir)
+    storage = open_storage(plan.storage_url, "create" if create else "write")
     pruner = make_pruner(plan.space.pruner, plan.space.proxy.epochs)
     sampler = make_sampler(plan.space.sampler, plan.space.proxy.seed)
     if not create:
@@ -260,7 +263,7 @@ def load_recorded(storage_url: str | None = None, study_name: str | None = None,
             if not db.exists():
                 raise ScaleSearchError(f"no study {study_name!r}: {db} does not exist")
             storage_url = f"sqlite:///{db}"
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, "read")
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if study_name is None:
         if len(names) != 1:

@@ -2,8 +2,8 @@
 
 Figures are drawn on :class:`matplotlib.figure.Figure` with the Agg canvas, never
 through pyplot, so importing this module changes no global matplotlib state and
-needs no display. Every figure is written as PNG and SVG, each through a temporary
-file and a rename, so a reader never sees half an image.
+needs no display. Every figure is written as PNG and SVG, all through temporary
+files renamed at the end, so a reader never sees half an image, nor some new figures and some old.
 
 >>> pareto_mask([1.0, 2.0, 3.0, 2.5], [0.5, 0.7, 0.6, 0.8]).tolist()
 [True, True, False, True]
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from .arch import BaseNetwork
 from .extrapolate import official_family
 from .family import family_table
-from .files import atomic, make_folder
+from .files import atomic_all, make_folder
 from .results import ranking
 
 FORMATS = ("png", "svg")
@@ -136,24 +136,20 @@ def family_growth(base: BaseNetwork, alpha: float, beta: float, gamma: float, ph
     return fig
 
 
-def save(fig: Figure, folder: Path, stem: str) -> list[Path]:
-    """`stem`.png and `stem`.svg in `folder`, each rendered to a temporary file and renamed."""
-    paths = []
-    for fmt in FORMATS:
-        path = folder / f"{stem}.{fmt}"
-        with atomic(path) as tmp, rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable
+def save(figures: dict[str, Figure], folder: Path) -> list[Path]:
+    """`stem`.png and `stem`.svg in `folder` for each figure: all rendered to temporary files, then all renamed."""
+    jobs = [(fig, fmt, folder / f"{stem}.{fmt}") for stem, fig in figures.items() for fmt in FORMATS]
+    with atomic_all([path for _, _, path in jobs]) as tmps, rc_context({"svg.fonttype": "none"}):  # SVG text stays text
+        for (fig, fmt, _), tmp in zip(jobs, tmps):
             fig.savefig(tmp, format=fmt)
-        paths.append(path)
-    return paths
+    return [path for _, _, path in jobs]
 
 
 def write_plots(trials: pd.DataFrame, base: BaseNetwork, folder: Path, study_name: str,
                 phis: Sequence[float] = tuple(range(8))) -> list[Path]:
-    """All three figures of a study with at least one complete φ = 1 candidate; returns the files written."""
+    """All three figures of a study with at least one complete φ = 1 candidate, or none; returns the files written."""
     w = ranking(trials).iloc[0]
     make_folder(folder)  # before drawing: an unwritable folder fails in milliseconds
-    return [
-        *save(accuracy_vs_macs(trials, f"{study_name}: proxy accuracy against cost"), folder, "accuracy_vs_mmacs"),
-        *save(accuracy_plane(trials, f"{study_name}: candidates on the (α, β) plane"), folder, "alpha_beta_plane"),
-        *save(family_growth(base, float(w["alpha"]), float(w["beta"]), float(w["gamma"]), phis), folder, "family"),
-    ]
+    return save({"accuracy_vs_mmacs": accuracy_vs_macs(trials, f"{study_name}: proxy accuracy against cost"),
+                 "alpha_beta_plane": accuracy_plane(trials, f"{study_name}: candidates on the (α, β) plane"),
+                 "family": family_growth(base, float(w["alpha"]), float(w["beta"]), float(w["gamma"]), phis)}, folder)

@@ -28,7 +28,7 @@ from . import race
 from .record import FIELDS, network_id
 from .race import t95
 from .errors import ScaleSearchError
-from .files import write_text
+from .files import write_texts
 
 KEY = ["phi", "alpha", "beta", "gamma"]
 ATTRS = list(FIELDS)
@@ -192,9 +192,15 @@ def sort_ranking(ranked: pd.DataFrame, sort: str) -> pd.DataFrame:
 
 
 def write_tables(study: optuna.Study, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """trials.csv (every trial, every column) and ranking.csv (complete candidates at φ = 1)."""
+    """trials.csv (every trial, every column) and ranking.csv (complete candidates at φ = 1), both or neither."""
     trials = trials_frame(study)
     ranked = ranking(trials)
-    write_text(folder / "trials.csv", trials.to_csv(index=False))
-    write_text(folder / "ranking.csv", ranked.to_csv(index=False))
+    write_set(folder, trials, ranked)
     return trials, ranked
+
+
+def write_set(folder: Path, trials: pd.DataFrame, ranked: pd.DataFrame, also: dict[str, str] | None = None) -> None:
+    """trials.csv, ranking.csv and the `also` files (name → text) in `folder`: every text made first, then all
+    written or none (a file that cannot be written leaves the old set as it was)."""
+    texts = {"trials.csv": trials.to_csv(index=False), "ranking.csv": ranked.to_csv(index=False), **(also or {})}
+    write_texts({folder / name: text for name, text in texts.items()})

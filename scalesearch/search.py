@@ -120,15 +120,16 @@ def _as_file(value: Any, folder: Path, kind: str) -> str:
 
 
 def finish(plan: Plan, study: optuna.Study) -> SearchResult:
-    """Write trials.csv, ranking.csv and coefficients.json for a study; raise when nothing completed."""
-    trials, ranked = results.write_tables(study, plan.results_dir)
+    """Write trials.csv, ranking.csv and coefficients.json for a study, all or none; raise when nothing completed."""
+    trials = results.trials_frame(study)
+    ranked = results.ranking(trials)
     if ranked.empty:
         raise ScaleSearchError(f"no candidate completed in study {study.study_name!r}; see the status column of "
                                "scalesearch show --all")
     if plan.report.latency is not None:
         _time_family(plan, study, ranked.iloc[0])
     doc = export.coefficients_document(study, ranked, plan.base)
-    export.write_json(doc, plan.results_dir / "coefficients.json")
+    results.write_set(plan.results_dir, trials, ranked, {"coefficients.json": export.json_text(doc)})
     return SearchResult(plan, study, trials, ranked, race.verdict(trials), doc)
 
 
@@ -242,11 +243,15 @@ def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: fl
     `base_run` also trains the base itself (φ = 0, stored as α = β = γ = 1), the
     reference point of the scaling fit in :mod:`scalesearch.extrapolate`.
     """
+    from .validate import check_phi, require_training_memory
+
     progress = progress or Progress()
+    dev = proxy.pick_device(device)  # everything is checked before anything is queued
+    require_training_memory(plan.base, candidates, plan.space, plan.data.num_classes, plan.data.in_channels, dev,
+                            (check_phi(phi),))
     enqueue(plan, study, candidates, phi=phi)
     if base_run:
         enqueue(plan, study, [Candidate(1.0, 1.0, 1.0)], phi=0)
-    dev = proxy.pick_device(device)
     waiting = sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING)
     progress.start(plan, waiting, 0)
     Worker(plan, study, dev, progress, compile).work()

@@ -57,6 +57,7 @@ from typing import Any
 from .checks import Check, choice, fail, integer, number, read_table, section, text
 from .errors import ScaleSearchError
 from .files import read_toml, toml_text
+from .validate import MAX_BATCH, MAX_COEFF, MAX_EPOCHS, MAX_IMAGES, MAX_SEEDS, MAX_SIDE, MAX_TRIALS
 
 
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"  # package data: found from any directory and install
@@ -202,9 +203,9 @@ class SearchSpace:
 # ------------------------------------------------------------------- validation
 
 def _side(value: Any) -> int | str:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 8):
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 8 <= value <= MAX_SIDE):
         return value
-    raise ValueError("an integer >= 8 or 'auto'")
+    raise ValueError(f"an integer from 8 to {MAX_SIDE} or 'auto'")
 
 
 def _budget(value: Any) -> float:
@@ -223,16 +224,16 @@ _TOP: dict[str, Check] = {
     "tolerance": number(0, 1, low_open=True, high_open=True),
     "constraint": choice(CONSTRAINTS),
 }
-_SEARCH: dict[str, Check] = {"sampler": choice(SAMPLERS), "trials": integer(1), "pruner": choice(PRUNERS),
+_SEARCH: dict[str, Check] = {"sampler": choice(SAMPLERS), "trials": integer(1, MAX_TRIALS), "pruner": choice(PRUNERS),
                               "contenders": integer(0), "phi2": integer(0)}
 _SEARCH_KEYS = frozenset(_SEARCH)
 _PROXY: dict[str, Check] = {
     "resolution": _side,
     "width": number(0, 4, low_open=True),
-    "epochs": integer(1),
-    "train": integer(1),
-    "val": integer(1),
-    "batch_size": integer(1),
+    "epochs": integer(1, MAX_EPOCHS),
+    "train": integer(1, MAX_IMAGES),
+    "val": integer(1, MAX_IMAGES),
+    "batch_size": integer(1, MAX_BATCH),
     "optimizer": choice(OPTIMIZERS),
     "lr": number(0, low_open=True),
     "momentum": number(0, 1, high_open=True),
@@ -242,12 +243,13 @@ _PROXY: dict[str, Check] = {
     "label_smoothing": number(0, 1, high_open=True),
     "bn_momentum": number(0, 1, low_open=True),
     "drop_path": number(0, 1, high_open=True),
-    "seeds": integer(1),
-    "max_seeds": integer(1),
+    "seeds": integer(1, MAX_SEEDS),
+    "max_seeds": integer(1, MAX_SEEDS),
     "score": choice(SCORES),
     "seed": integer(0),
 }
-_RANGE: dict[str, Check] = {"min": number(0, low_open=True), "max": number(0, low_open=True), "step": number(0, low_open=True)}
+_RANGE: dict[str, Check] = {"min": number(0, MAX_COEFF, low_open=True), "max": number(0, MAX_COEFF, low_open=True),
+                            "step": number(0, low_open=True)}
 _AXES = ("alpha", "beta", "gamma")
 _SECTIONS = ("search", "proxy") + _AXES
 

@@ -33,6 +33,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from .errors import ScaleSearchError
+from .urls import check, password, redact
 
 ENV = "SCALESEARCH_STORAGE"  # every command's --storage default: keeps a password out of `ps`
 HEARTBEAT_S = int(os.environ.get("SCALESEARCH_HEARTBEAT_S", "10"))
@@ -42,52 +43,66 @@ RETRY_S = float(os.environ.get("SCALESEARCH_DB_RETRY_S", "120"))
 log = logging.getLogger(__name__)
 
 
-def redact(url: str) -> str:
-    """The URL with its password (and any password=... query value) replaced by ***; nothing else changed."""
-    if "://" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
+def open_storage(url: str, mode: str = "create") -> optuna.storages.BaseStorage:
+    """An Optuna storage for `url`, checked first (:func:`scalesearch.urls.check`); failures are one line.
 
-        parsed = make_url(url)
-    except Exception:  # not an SQLAlchemy URL: hide everything between '://' and '@'
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
-    secret = {k: "***" for k in parsed.query if "password" in k.lower()}
-    if secret:
-        parsed = parsed.update_query_dict(secret)
-    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for `url`; unreachable or misconfigured storage is a one-line error."""
+    `mode` ``read`` opens a file storage read-only: it creates, grows and queues nothing.
+    """
+    check(url, mode)
     if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    if "://" not in url:
-        raise ScaleSearchError(f"storage {url!r} is not a URL: expected sqlite:///PATH, postgresql://USER@HOST/DB or journal:PATH")
+        return _journal(url, mode)
     sqlite = url.startswith("sqlite")
     # sqlite3 then leaves BEGIN to us (see _serialize_sqlite); a server that does not answer fails in 10 s.
     connect_args = {"timeout": 60, "isolation_level": None} if sqlite else {"connect_timeout": 10}
     kwargs = {"connect_args": connect_args} | ({} if sqlite else {"pool_pre_ping": True})
+    if mode == "read" and sqlite:  # a read creates nothing: no file, no tables, no version row
+        kwargs = {"creator": _read_only_sqlite(url)}
+    elif mode == "read" and url.startswith("postgres"):
+        connect_args["options"] = "-c default_transaction_read_only=on"
     try:
-        storage = _rdb_storage(_with_driver(url), kwargs)
+        storage = _rdb_storage(_with_driver(url), kwargs, read_only=mode == "read")
     except ImportError as exc:
         missing = getattr(exc.__cause__, "name", None) or exc.name or "driver"
         hint = "; for PostgreSQL run pip install 'scalesearch[postgres]'" if url.startswith("postgres") else ""
         raise ScaleSearchError(f"storage {redact(url)}: missing driver ({missing}){hint}") from None
     except Exception as exc:  # SQLAlchemy/driver errors: say what failed without the password
         detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        if mode == "read" and any(m in detail for m in ("readonly database", "read-only transaction")):
+            detail = "it holds no Optuna study (reading would have to create its tables)"
         raise ScaleSearchError(f"cannot open storage {redact(url)}: {_scrub(detail, url)[:300]}") from None
-    if sqlite:
+    if sqlite and mode != "read":
         _serialize_sqlite(storage)
-    else:
+    elif not sqlite:
         storage.shown = redact(url)  # as the user wrote it, without the driver name added
     return storage
 
 
-def _rdb_storage(url: str, engine_kwargs: dict) -> RDBStorage:
+def _journal(url: str, mode: str) -> optuna.storages.BaseStorage:
+    """A journal file storage; a file that is not an Optuna journal (garbage, truncated) is one line."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = url[len("journal:"):]
+    try:
+        storage = JournalStorage(JournalFileBackend(path))
+        if storage._replay_result.log_number_read == 0 and os.path.getsize(path) > 0:  # bytes, but no log line
+            raise ValueError("no log line")
+        return storage
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ScaleSearchError(f"storage {redact(url)}: not an Optuna journal file ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise ScaleSearchError(f"storage {redact(url)}: {exc.strerror or exc}") from None
+
+
+def _read_only_sqlite(url: str):
+    """A connection factory opening the database file read-only: a read never creates or grows it."""
+    import sqlite3
+    from urllib.parse import quote
+
+    path = url.split(":///", 1)[1].partition("?")[0]
+    return lambda: sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=60, check_same_thread=False)
+
+
+def _rdb_storage(url: str, engine_kwargs: dict, read_only: bool = False) -> RDBStorage:
     """Optuna's RDB storage with heartbeats; a dead worker's trial is queued again (up to MAX_RETRY times).
 
     Processes that start together on a fresh database race to create Optuna's tables;
@@ -101,7 +116,8 @@ def _rdb_storage(url: str, engine_kwargs: dict) -> RDBStorage:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 cls = RDBStorage if url.startswith("sqlite") else ResilientStorage
                 return cls(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                           skip_table_creation=read_only)
         except sqlalchemy.exc.DBAPIError as exc:
             if attempt == 2 or not any(m in str(exc.orig) for m in ("already exists", "duplicate key", "UNIQUE constraint")):
                 raise
@@ -233,13 +249,8 @@ def _scrub(text: str, url: str) -> str:
     for the password "p", and so hint at it.
     """
     text = text.replace(url, redact(url))
-    try:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(url).password
-    except Exception:
-        password = None
-    if password:
-        for shown in {password, quote(password, safe="")}:
+    secret = password(url)
+    if secret:
+        for shown in {secret, quote(secret, safe="")}:
             text = text.replace(f":{shown}@", ":***@")
     return re.sub(r"(password\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s&;,]+)", r"\1***", text, flags=re.IGNORECASE)

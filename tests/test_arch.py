@@ -106,7 +106,7 @@ def test_user_base_file(tmp_path):
     ('resolution = 64\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\nscale = 2\n', "unknown key 'scale'"),
     ('resolution = 64\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\nwidth = "wide"\n', "'width' must be a float"),
     ('resolution = 64\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\n', "missing key 'stem'"),
-    ('resolution = 4\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\n', "'resolution' must be a int >= 8"),
+    ('resolution = 4\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\n', "'resolution' must be a int from 8 to 4,096"),
     ('resolution = 64\nstem = 8\nhead = 64\nblocks = ["r1_k3_s11_e1_i9_o16"]\n', "has i9 but the previous layer gives 8"),
     ('resolution = 64\nstem = 8\nhead = 64\nblocks = []\n', "non-empty list"),
     ('resolution = 64\nstem = "8"\nhead = 64\nblocks = ["r1_k3_s11_e1_i8_o16"]\n', "'stem' must be a int"),

@@ -31,7 +31,7 @@ def test_bases_lists_presets_and_example(capsys):
     (["info", "--base", "b9"], ["unknown base 'b9'", "b0, b1"]),
     (["info", "--width", "0"], ["--width must be > 0"]),
     (["info", "--depth", "-1.5"], ["--depth must be > 0"]),
-    (["info", "--resolution", "7"], ["resolution must be at least 8 px"]),
+    (["info", "--resolution", "7"], ["--resolution must be >= 8"]),
     (["info", "--width", "abc"], ["--width", "number"]),
     (["info", "--phi", "x..y"], ["--phi must be a number or a range"]),
     (["info", "--phi", "1", "--width", "2"], ["either --phi or --width"]),

@@ -113,16 +113,16 @@ def test_budget_may_be_written_with_x(tmp_path):
         ("budgett = 2.0\n", "budgett", "unknown key"),
         ("[search]\nsamplers = 'grid'\n", "search.samplers", "unknown key"),
         ("[proxy]\nepoch = 3\n", "proxy.epoch", "unknown key"),
-        ("[proxy]\nepochs = 'three'\n", "proxy.epochs", "must be an integer >= 1, got 'three'"),
+        ("[proxy]\nepochs = 'three'\n", "proxy.epochs", "must be an integer >= 1 and <= 1,000, got 'three'"),
         ("[proxy]\nepochs = 2.5\n", "proxy.epochs", "must be an integer >= 1"),
-        ("[proxy]\nepochs = 0\n", "proxy.epochs", "must be an integer >= 1, got 0"),
+        ("[proxy]\nepochs = 0\n", "proxy.epochs", "must be an integer >= 1 and <= 1,000, got 0"),
         ("[proxy]\nlr = 0\n", "proxy.lr", "must be a number > 0"),
         ("[proxy]\nmomentum = 1.0\n", "proxy.momentum", "must be a number >= 0 and < 1"),
         ("[proxy]\noptimizer = 'adam'\n", "proxy.optimizer", "one of 'sgd', 'adamw', 'rmsprop'"),
         ("[proxy]\nschedule = 'linear'\n", "proxy.schedule", "one of 'cosine'"),
         ("[proxy]\nepochs = 2\nwarmup_epochs = 2\n", "proxy.warmup_epochs", "< proxy.epochs (2)"),
-        ("[proxy]\nresolution = 4\n", "proxy.resolution", "must be an integer >= 8"),
-        ("[proxy]\nseeds = true\n", "proxy.seeds", "must be an integer >= 1, got True"),
+        ("[proxy]\nresolution = 4\n", "proxy.resolution", "must be an integer from 8 to 4096"),
+        ("[proxy]\nseeds = true\n", "proxy.seeds", "must be an integer >= 1 and <= 100, got True"),
         ("budget = 'abc'\n", "budget", "must be a number > 1"),
         ("budget = 1.0\n", "budget", "must be a number > 1"),
         ("tolerance = 0\n", "tolerance", "must be a number > 0 and < 1"),
@@ -384,7 +384,7 @@ def test_device_tables_replace_proxy_settings_on_that_device_only(tmp_path):
 
 
 @pytest.mark.parametrize("table, message", [
-    ("[proxy.cuda]\nepochs = 0\n", "proxy.cuda.epochs must be an integer >= 1, got 0"),
+    ("[proxy.cuda]\nepochs = 0\n", "proxy.cuda.epochs must be an integer >= 1 and <= 1,000, got 0"),
     ("[proxy.cuda]\nepoch = 3\n", "unknown key 'proxy.cuda.epoch'"),
     ("[proxy]\ncuda = 3\n", "cuda must be a table"),
 ])
