@@ -396,7 +396,8 @@ def extrapolate_command(
     if compare_official:
         fam = extrapolate.with_official(fam)
     if latency:
-        fam, note = latency_budget.with_family_latency(fam, b, alpha, beta, gamma, latency_device, latency_batch, results_dir)
+        fam, note = latency_budget.with_family_latency(fam, b, alpha, beta, gamma, latency_device, latency_batch, results_dir,
+                                                       lambda line: err.print(line, highlight=False))
         err.print(note, highlight=False)
     if fmt == "csv":
         sys.stdout.write(fam.to_csv(index=False))

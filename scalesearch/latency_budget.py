@@ -18,7 +18,7 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .arch import BaseNetwork
 from .candidates import Assessment, Candidate, candidate_spec, resolution_for
@@ -126,29 +126,17 @@ def meter_for(device: str, batch: int | None, results_dir: str | Path) -> Meter:
 
 
 def with_family_latency(fam: pd.DataFrame, base: BaseNetwork, alpha: float, beta: float, gamma: float, device: str = "auto",
-                        batch: int | None = None, results_dir: str | Path = "results") -> tuple[pd.DataFrame, str]:
+                        batch: int | None = None, results_dir: str | Path = "results",
+                        report: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, str]:
     """A family table (:func:`scalesearch.family.family_table`) with each member's measured latency added,
-    and a line saying where and how it was measured."""
+    and a line saying where and how it was measured; `report` hears the estimate and each member as it is timed."""
+    from .family_timing import time_family
+
     meter = meter_for(device, batch, results_dir)
-    rows = family_latency(base, alpha, beta, gamma, fam["phi"].tolist(), meter)
+    rows = time_family(base, alpha, beta, gamma, fam["phi"].tolist(), meter, report=report).rows
     note = (f"latency: {meter.conditions.describe()}; {meter.measured} timed in {meter.seconds:.1f} s, "
             f"{meter.reused} from the cache")
     return fam.assign(latency_ms=[r["latency_s"] * 1e3 for r in rows], latency_ratio=[r["latency_ratio"] for r in rows]), note
-
-
-def family_latency(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis: list[float],
-                   meter: Meter) -> list[dict]:
-    """Each family member timed at its own side: seconds per batch and the ratio to φ = 0 (the base at its side).
-
-    A MACs-optimal and a latency-optimal family can then be compared member by member.
-    """
-    from .family import member
-
-    ref = member(base, alpha, beta, gamma, 0)
-    base_s = _base_latency(meter, ref, ref.resolution, lambda: None)[0].seconds
-    items = [(member(base, alpha, beta, gamma, phi), member(base, alpha, beta, gamma, phi).resolution) for phi in phis]
-    lats = _second_pass(meter, items, [meter.latency(spec, side) for spec, side in items])
-    return [{"phi": phi, "latency_s": lat.seconds, "latency_ratio": lat.seconds / base_s} for phi, lat in zip(phis, lats)]
 
 
 def _base_latency(meter: Meter, spec, side: int, between) -> tuple[Latency, tuple[float, ...]]:

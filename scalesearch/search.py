@@ -100,7 +100,7 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
         from . import pool
 
         plan, study = pool.run(opts, workers, devices, progress.start, progress.poll, progress)
-    return finish(plan, study)
+    return finish(plan, study, progress)
 
 
 def _as_file(value: Any, folder: Path, kind: str) -> str:
@@ -119,7 +119,7 @@ def _as_file(value: Any, folder: Path, kind: str) -> str:
     return str(path)
 
 
-def finish(plan: Plan, study: optuna.Study) -> SearchResult:
+def finish(plan: Plan, study: optuna.Study, progress: Progress | None = None) -> SearchResult:
     """Write trials.csv, ranking.csv and coefficients.json for a study, all or none; raise when nothing completed."""
     trials = results.trials_frame(study)
     ranked = results.ranking(trials)
@@ -127,23 +127,25 @@ def finish(plan: Plan, study: optuna.Study) -> SearchResult:
         raise ScaleSearchError(f"no candidate completed in study {study.study_name!r}; see the status column of "
                                "scalesearch show --all")
     if plan.report.latency is not None:
-        _time_family(plan, study, ranked.iloc[0])
+        _time_family(plan, study, ranked.iloc[0], progress or Progress())
     doc = export.coefficients_document(study, ranked, plan.base)
     results.write_set(plan.results_dir, trials, ranked, {"coefficients.json": export.json_text(doc)})
     return SearchResult(plan, study, trials, ranked, race.verdict(trials), doc)
 
 
-def _time_family(plan: Plan, study: optuna.Study, w: pd.Series) -> None:
-    """Under the latency constraint, the winner's family φ = 0 … 7 timed too (cached), for the export."""
-    from .latency_budget import family_latency
+def _time_family(plan: Plan, study: optuna.Study, w: pd.Series, progress: Progress) -> None:
+    """Under the latency constraint, the winner's family φ = 0 … 7 timed too (cached), for the export: members whose
+    one pass is estimated over FAMILY_PASS_LIMIT_S are left out, and `progress` hears the estimate and each member."""
+    from .family_timing import FAMILY_PASS_LIMIT_S, time_family
     from .plan import latency_meter
 
     winner = [float(w.alpha), float(w.beta), float(w.gamma)]
     if study.user_attrs.get("family_latency", {}).get("winner") == winner:
         return
     meter = latency_meter(plan.options, plan.space)
-    rows = family_latency(plan.base, *winner, list(range(8)), meter)
-    study.set_user_attr("family_latency", {"winner": winner, "conditions": meter.conditions.__dict__, "rows": rows})
+    timed = time_family(plan.base, *winner, list(range(8)), meter, FAMILY_PASS_LIMIT_S, progress.note)
+    study.set_user_attr("family_latency", {"winner": winner, "conditions": meter.conditions.__dict__, "rows": timed.rows,
+                                           "skipped": timed.skipped})
 
 
 def enqueue_grid(plan: Plan, study: optuna.Study) -> int:

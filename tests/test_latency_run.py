@@ -98,7 +98,7 @@ def test_a_joined_study_judges_the_points_its_creator_measured(capsys, tmp_path,
 
 
 @pytest.mark.parametrize("extra, fragments", [
-    (["--latency-batch", "0"], ["--latency-batch must be at least 1, got 0"]),
+    (["--latency-batch", "0"], ["--latency-batch must be >= 1", "got 0"]),
     (["--latency-device", "cuda:3"], ["latency device 'cuda:3' is not available"]),
     (["--latency-device", "tpu"], ["unknown latency device 'tpu'"]),
     (["--constraint", "speed"], ["constraint must be one of", "got 'speed'"]),
@@ -116,4 +116,4 @@ def test_extrapolate_times_the_family_on_request(capsys, tmp_path, macs_clock):
     assert rows.loc[0, "latency_ratio"] == 1 and list(rows["latency_ratio"]) == pytest.approx(list(rows["ratio"]), rel=0.05)
     assert "latency: cpu " in r.err and (tmp_path / "latency-cache.json").exists()
     assert_user_error(run_cli(capsys, "extrapolate", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--latency",
-                              "--latency-batch", "0"), "latency batch must be at least 1, got 0")
+                              "--latency-batch", "0"), "--latency-batch must be >= 1", "got 0")
