@@ -174,7 +174,8 @@ def run(
     pruner: Optional[str] = typer.Option(None, help="none, median, sha or hyperband."),
     epochs: Optional[int] = typer.Option(None, help="Proxy epochs per candidate."),
     seeds: Optional[int] = typer.Option(None, help="Paired seeds every candidate gets."),
-    max_seeds: Optional[int] = typer.Option(None, help="Racing: seeds a candidate may get while tied with the leader."),
+    max_seeds: Optional[int] = typer.Option(None, help="Seeds a network may get while in the 95% set."),
+    time_budget: Optional[str] = typer.Option(None, "--time", help="Time for the whole run, e.g. 10m, 1h or none (default: the space's)."),
     train_images: Optional[int] = typer.Option(None, "--train", help="Training images per proxy run."),
     val_images: Optional[int] = typer.Option(None, "--val", help="Validation images."),
     batch_size: Optional[int] = typer.Option(None, help="Proxy batch size."),
@@ -197,7 +198,7 @@ def run(
         result = search.run(base, budget, space=space, progress=progress, workers=workers, devices=devices, restart=restart,
                             data=data, device=device, constraint=constraint, latency_device=latency_device,
                             latency_batch=latency_batch, tolerance=tolerance, sampler=sampler,
-                            trials=trials, pruner=pruner, epochs=epochs, seeds=seeds, max_seeds=max_seeds,
+                            trials=trials, pruner=pruner, epochs=epochs, seeds=seeds, max_seeds=max_seeds, time=time_budget,
                             train=train_images, val=val_images, batch_size=batch_size, resolution=proxy_resolution,
                             study=study, storage=storage_url, results_dir=results_dir, compile=compile_step)
     print_result(result)
@@ -392,6 +393,8 @@ def extrapolate_command(
         st, _ = plans.load_recorded(storage_url, chosen(name, study), results_dir)
         trials, w = results.study_winner(st)
         alpha, beta, gamma, b = float(w.alpha), float(w.beta), float(w.gamma), export.study_base(st)
+        for note in extrapolate.boundary_warnings(st, trials):
+            err.print(f"warning: {note}", highlight=False)
     fam = family.family_table(b, alpha, beta, gamma, phis)
     if compare_official:
         fam = extrapolate.with_official(fam)

@@ -28,7 +28,8 @@ from .cost import network_cost
 from .errors import ScaleSearchError
 from .family import FORMAT, RESOLUTION_MULTIPLE, SCHEMA_VERSION, family_table, member
 from .files import write_text
-from .race import verdict
+from .race import fit as race_fit, space_ranges, verdict
+from .surface import FEATURES, LEVEL
 from .report import constraint_summary
 from .results import has_intervals, trials_frame
 
@@ -85,12 +86,17 @@ def _with_family_latency(doc: dict[str, Any], study: optuna.Study) -> None:
 
 def verdict_document(study: optuna.Study) -> dict[str, Any] | None:
     """How far the evidence carries the winner (:func:`scalesearch.race.verdict`); None for older studies."""
-    v = verdict(trials_frame(study))
+    trials = trials_frame(study)
+    v = verdict(trials, space_ranges(study.user_attrs.get("config")))
     if v is None:
         return None
+    s = race_fit(trials)
     return {"resolved": v.resolved, "words": v.words, "p_best": _num(v.p_best), "decided_at_phi": v.stage,
-            "tied_at_phi1": [list(c) for c in v.tied], "reason": v.reason,
-            "seeds_needed": None if v.seeds_needed is None or v.seeds_needed == float("inf") else int(v.seeds_needed)}
+            "confidence_set": [list(c) for c in v.tied], "set_networks": v.networks, "level": LEVEL,
+            "tied_at_phi1": [list(c) for c in v.tied], "reason": v.reason, "boundary": list(v.boundary),
+            "seeds_needed": None if v.seeds_needed is None or v.seeds_needed == float("inf") else int(v.seeds_needed),
+            "model": {"form": s.form, "noise_sd": _num(s.sigma), "network_sd": _num(s.tau), "slopes": s.slopes,
+                      "features": list(FEATURES)}}
 
 
 def _num(x: Any) -> float | None:

@@ -22,15 +22,18 @@ resolution), not a prediction of full-training accuracy.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 import pandas as pd
 
 from .arch import PRESETS, BaseNetwork, load_base, scale
 from .cost import network_cost
-from .race import t95
+from .race import space_ranges, verdict
+from .surface import t_quantile
 from .results import ranking
 from .candidates import Candidate, assess
 from .record import key
@@ -82,7 +85,7 @@ class LineFit:
 
     @property
     def t95(self) -> float:
-        return t95(self.n - 2)
+        return t_quantile(self.n - 2)
 
 
 def fit_line(x: Sequence[float], y: Sequence[float]) -> LineFit:
@@ -101,31 +104,32 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> LineFit:
 
 def family_points(trials: pd.DataFrame, alpha: float, beta: float, gamma: float) -> pd.DataFrame:
     """Complete runs of the winner's family, one row per seed: the base (φ = 0, or the candidate (1, 1, 1))
-    and the winner's coefficients at any φ ≥ 1. Columns phi, seed, macs_proxy, value."""
+    and the winner's coefficients at any φ ≥ 1. Columns phi, seed, macs_proxy, acc (final val top-1)."""
     done = trials[trials["state"] == "COMPLETE"]
     keys = [key(Candidate(r.alpha, r.beta, r.gamma)) for r in done.itertuples()]
     base = (done["phi"] == 0).to_numpy() | np.array([k == (1.0, 1.0, 1.0) for k in keys], dtype=bool)
     winner = np.array([k == key(Candidate(alpha, beta, gamma)) for k in keys], dtype=bool) & (done["phi"] >= 1).to_numpy()
     keep = base | winner
     pts = done[keep].assign(phi=np.where(base[keep], 0, done["phi"][keep]))
-    return pts[["phi", "seed", "macs_proxy", "value"]].sort_values(["phi", "seed"]).reset_index(drop=True)
+    pts = pts.assign(acc=pts["acc"] if "acc" in pts else pts["value"])
+    return pts[["phi", "seed", "macs_proxy", "acc"]].sort_values(["phi", "seed"]).reset_index(drop=True)
 
 
 def scaling_fit(points: pd.DataFrame) -> LineFit:
     """Proxy val top-1 against log10(proxy MACs) through `points` (see :func:`family_points`)."""
-    return fit_line(np.log10(points["macs_proxy"].astype(float)), points["value"].astype(float))
+    return fit_line(np.log10(points["macs_proxy"].astype(float)), points["acc"].astype(float))
 
 
 def predict(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis: Sequence[float], proxy_resolution: int,
-            num_classes: int, in_channels: int, line: LineFit | None, points: pd.DataFrame) -> pd.DataFrame:
+            num_classes: int, in_channels: int, line: LineFit | None, points: pd.DataFrame, width: float = 1.0) -> pd.DataFrame:
     """Per φ: the member's proxy side and MACs (as the search trains it: (α^φ, β^φ, γ^φ) at the proxy
-    resolution × γ^φ), the fitted val top-1 with its standard error and 95% interval, and the measured mean
+    resolution × γ^φ, at the proxy's `width`), the fitted val top-1 with its standard error and 95% interval, and the measured mean
     where runs exist. Without a fit the predicted columns are NaN."""
     rows = []
     for phi in phis:
-        a = assess(base, Candidate(alpha**phi, beta**phi, gamma**phi), proxy_resolution, num_classes, in_channels)
+        a = assess(base, Candidate(alpha**phi, beta**phi, gamma**phi), proxy_resolution, num_classes, in_channels, width)
         y, se = line.predict(math.log10(a.macs_proxy)) if line else (math.nan, math.nan)
-        ran = points[np.isclose(points["phi"].astype(float), phi)]["value"]
+        ran = points[np.isclose(points["phi"].astype(float), phi)]["acc"]
         rows.append({"phi": phi, "proxy_resolution": a.proxy_resolution, "macs_proxy": a.macs_proxy,
                      "predicted": y, "se": se, "ci95": line.t95 * se if line else math.nan,
                      "measured": ran.mean() if len(ran) else math.nan, "runs": len(ran)})
@@ -157,8 +161,14 @@ def proxy_fit(config: dict, base: BaseNetwork, trials: pd.DataFrame, w: pd.Serie
     lines.append(f"{100 * line.slope:+.2f} points of val top-1 per 10× proxy MACs (val top-1 = {100 * line.intercept:.2f}% "
                  f"{100 * line.slope:+.2f} × log10 MACs); residual std {100 * line.resid_std:.2f} points over {line.n} runs")
     pred = predict(base, w.alpha, w.beta, w.gamma, phis, config["proxy"]["resolution"], config["data"]["classes"],
-                   config["data"]["channels"], line, points)
+                   config["data"]["channels"], line, points, config["proxy"].get("width", 1.0))
     return ProxyFit(lines, pred)
+
+
+def boundary_warnings(study, trials: pd.DataFrame) -> list[str]:
+    """Where the study's winner, whose family this is, sits on an edge of its search space (see race.boundary)."""
+    v = verdict(trials, space_ranges(study.user_attrs.get("config")))
+    return [f"this family comes from a point on the space's boundary: {b}" for b in (v.boundary if v else [])]
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
@@ -166,16 +176,11 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
 
     NaN when either side is all ties (or fewer than two items): τ is undefined there.
     """
-    conc = disc = untied_x = untied_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-            untied_x += dx != 0
-            untied_y += dy != 0
-            conc += dx * dy > 0
-            disc += dx * dy < 0
-    denom = math.sqrt(untied_x * untied_y)
-    return float((conc - disc) / denom) if denom else math.nan
+    if len(x) < 2:
+        return math.nan
+    with warnings.catch_warnings():  # scipy warns on constant input, where τ is NaN, as we report
+        warnings.simplefilter("ignore")
+        return float(stats.kendalltau(x, y, variant="b").statistic)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .errors import ScaleSearchError
 from .files import make_folder
 from .provenance import check as check_provenance
 from .proxy import pick_device
-from .space import SearchSpace, load_space, parse_budget
+from .space import SearchSpace, load_space, parse_budget, parse_duration
 from .storage import open_storage, redact
 from .validate import require_training_memory
 
@@ -55,6 +55,7 @@ class RunOptions:
     epochs: int | None = None
     seeds: int | None = None
     max_seeds: int | None = None
+    time: str | float | None = None  # the run's time budget, e.g. "10m" (default: the space file's)
     train: int | None = None
     val: int | None = None
     batch_size: int | None = None
@@ -95,7 +96,7 @@ class Plan:
             "space": {"name": self.space.name, "path": self.space.path, "budget": self.space.budget,
                       "tolerance": self.space.tolerance, "constraint": self.space.constraint,
                       "sampler": self.space.sampler, "trials": self.space.trials, "pruner": self.space.pruner,
-                      "contenders": self.space.contenders, "phi2": self.space.phi2,
+                      "contenders": self.space.contenders, "phi2": self.space.phi2, "time": self.space.time,
                       "alpha": asdict(self.space.alpha), "beta": asdict(self.space.beta), "gamma": asdict(self.space.gamma)},
             "proxy": asdict(self.space.proxy),
             "proxy_design": asdict(self.design),
@@ -139,6 +140,8 @@ def prepare(options: RunOptions, latency: LatencyCheck | None = None, on_latency
                                                     "resolution")}
     if options.budget is not None:
         overrides["budget"] = parse_budget(options.budget)
+    if options.time is not None:
+        overrides["time"] = parse_duration(options.time)
     # A resumed or joined study keeps the kind it was created for, so every worker trains the same proxy.
     options = replace(options, proxy_for=options.proxy_for or pick_device(options.device).type)
     space = load_space(options.space).for_device(options.proxy_for).with_overrides(**overrides)
@@ -153,11 +156,11 @@ def prepare(options: RunOptions, latency: LatencyCheck | None = None, on_latency
     space, design = fidelity.resolve(space, base, [a.candidate for a in report.feasible], classes, channels)
     report = feasible_grid(space, base, classes, channels, latency=report.latency)
     p = space.proxy
+    feasible = [a.candidate for a in report.feasible]
+    require_training_memory(base, feasible, space, classes, channels, pick_device(options.device), (1, 2) if space.phi2 else (1,))
     # Image folders are decoded at the largest side any trial trains at (φ = 2 members included), and only
     # the pool every seed draws its training subset from, plus the val images all seeds share.
     side = max(resolution_for(p.resolution, a.candidate.gamma ** 2) for a in report.feasible)
-    feasible = [a.candidate for a in report.feasible]
-    require_training_memory(base, feasible, space, classes, channels, pick_device(options.device), (1, 2) if space.phi2 else (1,))
     data = load_data(options.data, side=side, train=p.train * p.max_seeds, val=p.val, seed=p.seed)
     name = default_study_name(base, space, options.data) if options.study is None else options.study
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):

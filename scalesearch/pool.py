@@ -35,6 +35,7 @@ from . import proxy, search
 from .plan import Plan, RunOptions
 from .progress import Progress
 from .errors import ScaleSearchError
+from .schedule import TimeBudget
 
 POLL_S = 1.0
 PARENT_ENV = "SCALESEARCH_PARENT_PID"  # set for workers that should die with the process that started them
@@ -154,10 +155,12 @@ def run(options: RunOptions, workers: int = 1, devices: str | None = None,
         progress: Progress | None = None) -> tuple[Plan, optuna.Study]:
     """`scalesearch run` with several worker processes: create and queue the study here, train in the workers."""
     layout = slots(workers, devices, options.device)
+    budget = TimeBudget(0.0)  # the first round runs whole; the budget trims the rounds after it
     plan, study = search.start(options, progress)
+    budget.seconds = plan.space.time
     done, total = search.progress_counts(plan, study)
     on_start(plan, total, done)
     supervise(plan, study, launch(plan, layout), on_poll)
-    while search.queue_next_round(plan, study):  # the race: more seeds, then φ = 2, each round a fresh pool
+    while search.queue_next_round(plan, study, progress, budget):  # each round a fresh pool
         supervise(plan, study, launch(plan, layout), on_poll)
     return plan, study

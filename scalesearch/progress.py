@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .candidates import Candidate
     from .latency import Latency
     from .plan import Plan
+    from .schedule import TimeBudget
+    from .surface import Surface
 
 # Wide lines stay readable when stderr goes to a file or CI log (rich would assume 80 columns).
 _err = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
@@ -39,6 +41,8 @@ class Progress:
     def stop(self) -> None: ...
     def note(self, text: str) -> None: ...
     def latency(self, done: int, total: int, lat: Latency, reused: bool) -> None: ...
+    def clock(self, budget: TimeBudget) -> None: ...
+    def standing(self, fit: Surface, members: dict) -> None: ...
 
 
 def latency_line(check, feasible: int | None, budget: float, tolerance: float) -> str:
@@ -68,6 +72,8 @@ class RichProgress(Progress):
         self.current: int | None = None
         self.label = ""
         self.timed = 0
+        self.budget: TimeBudget | None = None
+        self.leader = ""
 
     def start(self, plan: Plan, total: int, done: int) -> None:
         r = plan.report
@@ -110,6 +116,25 @@ class RichProgress(Progress):
 
     def finished(self, state: str, acc: float | None) -> None:
         self.bar.advance(self.overall)
+        self._describe()
+
+    def clock(self, budget) -> None:
+        self.budget = budget
+        self._describe()
+
+    def standing(self, fit, members: dict) -> None:
+        """The current leader and its 95% set, after each round."""
+        a, b, g = members[fit.leader][0]
+        n = len(fit.confidence_set)
+        self.leader = f"leader α={a:g} β={b:g} γ={g:g}, 95% set {n} network{'s' * (n != 1)}"
+        self.bar.console.print(f"{self.leader} (score {fit.table['fit'].iloc[0]:.4f} ± {fit.table['se'].iloc[0]:.4f}, "
+                               f"surface fit: {fit.form})", highlight=False)
+        self._describe()
+
+    def _describe(self) -> None:
+        if self.overall is not None:
+            parts = ["trials", self.budget.describe() if self.budget and self.budget.limited else "", self.leader]
+            self.bar.update(self.overall, description=" · ".join(p for p in parts if p))
 
     def failed(self, reason: str) -> None:
         self.bar.console.print(f"{self.label}: {reason}", highlight=False)

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 IGNORED_SECTIONS = {"scalesearch_version", "created", "options", "grid"}
 # Per section: names, paths and spec strings (the resolved values are compared), and how much to add.
 # proxy.train / proxy.val are what was asked for; data.train / data.val, the images the trials used, are compared.
-IGNORED_KEYS = {"space": {"name", "path", "sampler", "trials"}, "proxy": {"seeds", "max_seeds", "train", "val"},
+IGNORED_KEYS = {"space": {"name", "path", "sampler", "trials", "time"}, "proxy": {"seeds", "max_seeds", "train", "val"},
                 "data": {"spec"},
                 # A latency measurement is compared by its conditions and pre-filter band (another device or torch
                 # means other latencies); its figures vary from run to run and a resume reads them from the cache.

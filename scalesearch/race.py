@@ -1,171 +1,100 @@
-"""Paired statistics over seeds: who is still in contention, who is tied, how sure the winner is.
+"""The rounds of a search and its answer: what to train next, and how far the evidence carries the winner.
 
-Every candidate trained with seed *s* saw the same training subset, order,
-augmentation and init seed as every other candidate with that seed (common
-random numbers), so a seed moves all candidates together. The scores are fitted
-with the additive model ``score[c, s] = mean[c] + seed_effect[s] + noise``; the
-seed effects come out and the noise left over is pooled across candidates, which
-gives a noise estimate with many degrees of freedom even when each candidate
-has only two seeds. From that fit:
+The scores of all candidates are fitted together as one surface over the budget
+(:mod:`scalesearch.surface`), so each round goes where it most shrinks the 95% set of
+networks that could be best:
 
-- a candidate is *tied* with the leader when the leader's lead over it is within
-  the 95% Student-t margin of the difference of the two means;
-- racing gives another seed only to candidates still tied, so compute goes where
-  the decision is;
-- the probability of being best is the share of parametric draws of all the means
-  (normal, with each mean's standard error) in which the candidate comes first.
+1. the first round covers the surface: every distinct network, one seed (queued by the search);
+2. the networks in the 95% set get a second seed, which separates the noise from the surface's misfit;
+3. when the leading network is built by several candidates (twins: B0's depth rounds up, so
+   every α in (1, 1.25] builds the same network at φ = 1), their φ = 2 members are trained,
+   where they differ, and the best of them wins;
+4. then the set's networks get more seeds, fewest first, until the set holds one network,
+   the seeds reach ``max_seeds`` or the run's time is spent.
 
 Higher scores are better (the search negates losses).
-
->>> import pandas as pd
->>> obs = pd.DataFrame({"key": ["a", "b", "c"] * 3, "seed": [0] * 3 + [1] * 3 + [2] * 3,
-...                     "score": [0.70, 0.60, 0.69, 0.75, 0.64, 0.73, 0.66, 0.57, 0.66]})
->>> f = fit(obs)
->>> f.leader, sorted(f.tied()), f.dof
-('a', ['a', 'c'], 4)
->>> float(round(f.p_best()["b"], 3))
-0.0
 """
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from . import surface
 from .record import network_id
 
-# Two-sided 95% Student-t quantiles for 1 … 30 degrees of freedom; 1.96 beyond.
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+Cand = tuple[float, float, float]
 
-P_BEST_DRAWS = 20_000
-
-
-def t95(dof: int) -> float:
-    return _T95[dof - 1] if 1 <= dof <= len(_T95) else 1.96
-
-
-@dataclass(frozen=True)
-class Fit:
-    """Seed-adjusted means, their seed counts and the pooled noise of one set of paired scores."""
-
-    means: pd.Series  # key -> seed-adjusted mean score, best first
-    seeds: pd.Series  # key -> number of seeds scored
-    sigma: float  # pooled residual standard deviation of one score (nan without degrees of freedom)
-    dof: int
-
-    @property
-    def leader(self):
-        return self.means.index[0]
-
-    def stderr(self, key) -> float:
-        return self.sigma / math.sqrt(self.seeds[key])
-
-    def margin(self, key) -> float:
-        """95% margin of (leader's mean − this mean); infinite while the noise is unknown."""
-        if not self.dof:
-            return math.inf
-        return t95(self.dof) * self.sigma * math.sqrt(1 / self.seeds[key] + 1 / self.seeds[self.leader])
-
-    def tied(self) -> list:
-        """The leader and every candidate whose gap to it lies within the margin."""
-        lead = self.means.iloc[0]
-        return [k for k, m in self.means.items() if lead - m <= self.margin(k)]
-
-    def seeds_to_separate(self, gap: float) -> float:
-        """Paired seeds per candidate at which a gap this large between two means clears the 95% margin
-        (with today's degrees of freedom: more seeds bring more, so this errs high)."""
-        if not self.dof or not gap > 0:
-            return math.inf
-        return math.ceil(2 * (t95(self.dof) * self.sigma / gap) ** 2)
-
-    def p_best(self, draws: int = P_BEST_DRAWS, seed: int = 0) -> pd.Series:
-        """Probability of being best under the fitted model (parametric draws of every mean)."""
-        if not self.dof or len(self.means) == 1:
-            return pd.Series(np.nan if len(self.means) > 1 else 1.0, index=self.means.index)
-        rng = np.random.default_rng(seed)
-        se = self.sigma / np.sqrt(self.seeds.to_numpy(float))
-        sample = self.means.to_numpy()[None, :] + rng.standard_normal((draws, len(self.means))) * se[None, :]
-        wins = np.bincount(sample.argmax(axis=1), minlength=len(self.means))
-        return pd.Series(wins / draws, index=self.means.index)
-
-
-def fit(obs: pd.DataFrame, iterations: int = 100) -> Fit:
-    """Fit ``score = mean[key] + effect[seed]`` to rows of (key, seed, score) by alternating means.
-
-    With every candidate on every seed this is the exact two-way least-squares fit; with
-    racing (more seeds for some) it converges to the same least-squares solution.
-    """
-    obs = obs[["key", "seed", "score"]].dropna()
-    effect = pd.Series(0.0, index=pd.Index(obs["seed"].unique()))
-    for _ in range(iterations):
-        means = (obs["score"] - obs["seed"].map(effect)).groupby(obs["key"]).mean()
-        new = (obs["score"] - obs["key"].map(means)).groupby(obs["seed"]).mean()
-        new -= new.mean()
-        if np.allclose(new.to_numpy(), effect.reindex(new.index).to_numpy(), atol=1e-12):
-            effect = new
-            break
-        effect = new
-    means = (obs["score"] - obs["seed"].map(effect)).groupby(obs["key"]).mean()
-    residual = obs["score"] - obs["key"].map(means) - obs["seed"].map(effect)
-    dof = len(obs) - len(means) - len(effect) + 1
-    sigma = math.sqrt(float((residual**2).sum()) / dof) if dof > 0 else math.nan
-    order = means.sort_values(ascending=False, kind="stable").index
-    seeds = obs.groupby("key")["seed"].nunique()
-    return Fit(means[order], seeds[order], sigma, max(dof, 0))
-
-
-# ---------------------------------------------------------------- the race over a study's trials
 
 def observations(trials: pd.DataFrame, phi: float) -> pd.DataFrame:
-    """(key, seed, score) of the complete trials at `phi`; key = the trained network, so twins count once.
+    """(key, seed, score, log_depth, log_width, log_side) of the complete trials at `phi`.
 
-    The trials' `score` column is higher-is-better (see :func:`scalesearch.results.trials_frame`).
+    key = the trained network, so twins count once. The trials' `score` column is
+    higher-is-better (see :func:`scalesearch.results.trials_frame`). The features are the
+    built proxy network's blocks, mean channels and side; studies that did not record
+    the first two fall back to the multipliers.
     """
     done = trials[(trials["phi"] == phi) & (trials["state"] == "COMPLETE")]
-    key = [network_id(r) for r in done.itertuples()]
-    obs = pd.DataFrame({"key": key, "seed": done["seed"].to_numpy(), "score": done["score"].to_numpy()})
-    return obs.drop_duplicates(["key", "seed"])  # twins share one result per seed
+    get = lambda col, default: done[col].astype(float) if col in done and done[col].notna().all() else default
+    obs = pd.DataFrame({
+        "key": [network_id(r) for r in done.itertuples()], "seed": done["seed"].to_numpy(),
+        "score": done["score"].to_numpy(float),
+        "log_depth": np.log(get("depth_blocks", done["alpha"].astype(float) ** phi)).to_numpy(),
+        "log_width": np.log(get("width_channels", done["beta"].astype(float) ** phi)).to_numpy(),
+        "log_side": np.log(get("proxy_resolution", done["gamma"].astype(float) ** phi)).to_numpy(),
+    })
+    return obs.drop_duplicates(["key", "seed"]).reset_index(drop=True)  # twins share one result per seed
+
+
+def fit(trials: pd.DataFrame, phi: float = 1) -> surface.Surface | None:
+    """The score surface of the complete trials at `phi` (None when none completed)."""
+    obs = observations(trials, phi)
+    return None if obs.empty else surface.fit(obs)
 
 
 def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contenders: int, phi2: int) -> tuple[str, list[tuple[float, float, float, int, int]]]:
-    """What to train next, as (round name, [(α, β, γ, seed, φ)]); an empty list means the race is over.
+    """What to train next, as (round name, [(α, β, γ, seed, φ)]), most useful first; [] when nothing
+    more can shrink the 95% set (steps 2 to 4 of the module's list).
 
-    1. Racing at φ = 1: the best `contenders` candidates still tied with the leader get one
-       more seed each, up to `max_seeds`. With one seed each there is no noise estimate yet,
-       so the best `contenders` get their second seed first.
-    2. φ = 2: the best `phi2` tied candidates' φ = 2 members (coefficients squared, at proxy
-       scale), with the base seeds. This splits twins (α in (1, 1.25] builds the same B0 at
-       φ = 1 but not at φ = 2) and makes the choice rest on more than one φ.
+    `contenders` caps the networks given a seed in one round; `phi2` is how many of the set's
+    leading networks have their twins trained at φ = 2.
     """
-    if phi2 < 1 and max_seeds <= len(seeds):
+    s = fit(trials)
+    if s is None:
         return "", []
-    obs = observations(trials, 1)
-    if obs.empty:
-        return "", []
-    f = fit(obs)
-    tied = f.tied()  # everyone while the noise is unknown
-    members = _members(trials, 1)
-    more = []
-    for key in tied[:contenders]:
-        used = set(obs.loc[obs["key"] == key, "seed"])
-        if len(used) < max_seeds:
-            nxt = next(s for s in itertools.count(seeds[0]) if s not in used)
-            more += [(*c, nxt, 1) for c in members[key]]
-    if more:
-        return ("racing: another seed for the candidates still tied with the leader" if f.dof else
-                "racing: a second seed for the best candidates, to measure the noise"), more
-    if phi2 < 1:
-        return "", []
+    built = members(trials, 1)
+    used = observations(trials, 1).groupby("key")["seed"].agg(set)
+    in_set = s.confidence_set
+
+    def more_seeds(keys: list) -> list:
+        todo = []
+        for key in [k for k in keys if len(used[k]) < max_seeds][:contenders]:
+            nxt = next(x for x in itertools.count(seeds[0]) if x not in used[key])
+            todo += [(*c, nxt, 1) for c in built[key]]
+        return todo
+
+    if len(in_set) > 1 and (todo := more_seeds([k for k in in_set if len(used[k]) < 2])):
+        return f"a second seed for the {len(in_set)} networks in the 95% set, to separate noise from the surface", todo
+    if todo := _twins_at_phi2(trials, built, [k for k in in_set[:phi2]], used):
+        return "φ = 2: the leading network's twins, where they differ", todo
+    if len(in_set) > 1:
+        p = s.table["p_best"]
+        if todo := more_seeds(sorted(in_set, key=lambda k: (len(used[k]), -p[k]))):
+            return f"another seed for the {len(in_set)} networks in the 95% set", todo
+    return "", []
+
+
+def _twins_at_phi2(trials: pd.DataFrame, members: dict, keys: list, used: pd.Series) -> list:
+    """φ = 2 members, on up to two of the network's seeds, of every candidate of a network built by several."""
     have = set(map(tuple, trials.loc[trials["phi"] == 2, ["alpha", "beta", "gamma", "seed"]].itertuples(index=False)))
-    check = [(*c, s, 2) for key in tied[:phi2] for c in members[key] for s in seeds if (*c, s) not in have]
-    return ("φ = 2: the tied candidates' next family members", check) if check else ("", [])
+    return [(*c, s, 2) for key in keys if len(members[key]) > 1 for c in members[key]
+            for s in sorted(used[key])[:2] if (*c, s) not in have]
 
 
-def _members(trials: pd.DataFrame, phi: float) -> dict:
+def members(trials: pd.DataFrame, phi: float = 1) -> dict:
     """network key -> the (α, β, γ) candidates that build it at `phi`, in grid order."""
     df = trials[trials["phi"] == phi]
     out: dict = {}
@@ -178,73 +107,107 @@ def _members(trials: pd.DataFrame, phi: float) -> dict:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The run's answer: the winner, how likely it is best, what it is tied with, and whether that decides."""
+    """The run's answer: the winner, how likely it is best, the 95% set, whether that decides, and where it sits."""
 
-    winner: tuple[float, float, float]
-    p_best: float  # under the fit of the stage that chose it (φ = 2 among contenders, else φ = 1)
-    stage: int  # the φ whose scores chose the winner
-    tied: list[tuple[float, float, float]]  # candidates tied with the φ = 1 leader (the winner's rivals)
+    winner: Cand
+    p_best: float  # the winner's network's probability of being best under the surface fit
+    stage: int  # the φ whose scores chose the winner (2 when φ = 2 split its twins)
+    tied: list[Cand]  # the candidates of the 95% set (the networks that could be best)
     resolved: bool
     reason: str  # why it is not resolved, or what settled it
-    seeds_needed: float | None = None  # seeds per candidate that would halve the φ = 1 tied set (inf: no gap)
+    seeds_needed: float | None = None  # seeds per network at which the leader would stand alone (inf: no gap)
+    boundary: list[str] = field(default_factory=list)  # where the winner or its set touches the space's edge
+    networks: int = 0  # distinct networks in the 95% set
 
     @property
     def words(self) -> str:
         return "resolved" if self.resolved else "not resolved"
 
 
-def verdict(trials: pd.DataFrame) -> Verdict | None:
-    """The winner and how far the evidence carries it; None when nothing completed."""
-    obs1 = observations(trials, 1)
-    if obs1.empty:
+def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
+    """The winner and how far the evidence carries it; None when nothing completed.
+
+    `ranges` ({"alpha": {"min": …, "max": …}, …}, as a study's configuration records the space)
+    lets the verdict say when the answer sits on the space's edge.
+    """
+    s = fit(trials)
+    if s is None:
         return None
-    f1, members1 = fit(obs1), _members(trials, 1)
-    tied_nets = f1.tied() if f1.dof else list(f1.means.index)
-    tied = [c for k in tied_nets for c in members1[k]]
-    obs2, members2 = observations(trials, 2), _members(trials, 2)
-    obs2 = obs2[obs2["key"].map(lambda k: all(c in tied for c in members2.get(k, [])))]
-    problems = [] if f1.dof else ["one seed per candidate gives no noise estimate"]
-    if obs2.empty:
-        winners, p, stage, checked = members1[f1.leader], f1.p_best()[f1.leader], 1, members1[f1.leader]
-        rivals = tied_nets[1:]
-    else:
-        f2 = _with_noise_of(fit(obs2), f1)
-        winners, p, stage = members2[f2.leader], f2.p_best()[f2.leader], 2
-        checked = [c for k in f2.means.index for c in members2[k]]
-        rivals = (f2.tied() if f2.dof else list(f2.means.index))[1:]
-    if len(winners) > 1:
-        problems.append(f"{_names(winners)} build the same networks at φ = 1 and φ = {stage}")
-    if rivals:
-        problems.append(f"{len(rivals)} other network(s) tied with it at φ = {stage}")
-    unchecked = [c for c in tied if c not in checked]
-    if unchecked and f1.dof:
-        problems.append(f"{len(unchecked)} candidate(s) tied at φ = 1 not checked at φ = 2: {_names(unchecked[:4])}")
-    needed = _seeds_to_halve(f1, tied_nets) if problems else None
+    built = members(trials, 1)
+    in_set = s.confidence_set
+    tied = [c for k in in_set for c in built[k]]
+    winner, stage, problems = _pick_twin(trials, built[s.leader], s)
+    if len(in_set) > 1:
+        problems.append(f"{len(in_set)} networks ({len(tied)} candidates) could be best at 95%")
+    if s.form == "means":
+        problems.append("too few networks for a surface: each candidate judged on its own seeds")
+    elif math.isnan(s.sigma):
+        problems.append("no noise estimate")
+    needed = s.seeds_to_resolve() if len(in_set) > 1 and s.dof and not math.isnan(s.sigma) else None
     if needed is not None:
-        problems.append(f"about {_count(needed)} paired seeds per candidate (now up to {int(f1.seeds.max())}) would "
-                        f"separate the leader from half the {len(tied_nets) - 1} networks tied with it at φ = 1")
+        problems.append(f"about {_count(needed)} paired seeds per network (now {s.table['seeds'].mean():.1f} on average) "
+                        f"would separate the leader from the runner-up")
+    edge = boundary(winner, tied, ranges)
     reason = "; ".join(problems) if problems else (
-        f"the only candidate left after {'φ = 1 and φ = 2' if stage == 2 else 'φ = 1'}")
-    return Verdict(winners[0], float(p), stage, tied, not problems, reason, needed)
+        f"the only network in the 95% set{' after φ = 2 split its twins' if stage == 2 else ''}")
+    return Verdict(winner, float(s.table["p_best"].iloc[0]), stage, tied, not problems, reason, needed, edge, len(in_set))
 
 
-def _seeds_to_halve(f: Fit, tied: list) -> float | None:
-    """Seeds per candidate at which the median gap between the leader and its tied rivals clears the margin:
-    the price of an answer the data cannot give yet (None without a noise estimate or rivals)."""
-    if not f.dof or len(tied) < 2:
-        return None
-    gaps = sorted(f.means.iloc[0] - f.means[k] for k in tied[1:])
-    return f.seeds_to_separate(gaps[len(gaps) // 2])  # clearing this gap separates the farther half
+def _pick_twin(trials: pd.DataFrame, twins: list[Cand], s: surface.Surface) -> tuple[Cand, int, list[str]]:
+    """(winner among the leading network's candidates, the φ that chose it, problems left)."""
+    if len(twins) == 1:
+        return twins[0], 1, []
+    obs2 = observations(trials, 2)
+    members2 = members(trials, 2)
+    mine = {k: v for k, v in members2.items() if set(v) & set(twins)}
+    obs2 = obs2[obs2["key"].isin(mine)]
+    if obs2.empty:
+        return twins[0], 1, [f"{_names(twins)} build the same network at φ = 1, and φ = 2 has not split them"]
+    means, sigma, dof = surface.paired_means(obs2)
+    best = mine[means.index[0]]
+    if len(means) == 1 or len(best) > 1:
+        return best[0], 2, [f"{_names(best if len(best) > 1 else twins)} build the same networks at φ = 1 and φ = 2"]
+    if not dof:
+        sigma, dof = s.sigma, s.dof  # one seed each at φ = 2: the same proxy's noise
+    counts = obs2.groupby("key")["seed"].nunique()
+    lead = means.index[0]
+    close = [k for k in means.index[1:] if not math.isnan(sigma) and means[lead] - means[k] <=
+             surface.t_quantile(dof) * sigma * math.sqrt(1 / counts[k] + 1 / counts[lead])]
+    if math.isnan(sigma) or close:
+        return best[0], 2, [f"φ = 2 does not separate {_names(twins)}"]
+    return best[0], 2, []
+
+
+def boundary(winner: Cand, tied: list[Cand], ranges: dict | None) -> list[str]:
+    """Where the winner, or the 95% set, sits on an edge of the space's ranges, and what to extend."""
+    if not ranges:
+        return []
+    notes = []
+    for i, axis in enumerate(("alpha", "beta", "gamma")):
+        r = ranges.get(axis)
+        if not r:
+            continue
+        lo, hi = float(r["min"]), float(r["max"])
+        if math.isclose(winner[i], hi):
+            notes.append(f"the winner's {axis} is {axis}.max = {hi:g}: the optimum may lie beyond it; extend {axis}.max")
+        elif any(math.isclose(c[i], hi) for c in tied):
+            notes.append(f"the 95% set reaches {axis}.max = {hi:g}; extend {axis}.max")
+        if math.isclose(winner[i], lo):
+            notes.append(f"the winner's {axis} is {axis}.min = {lo:g}: the optimum may lie below it; lower {axis}.min to check")
+    if notes and ranges.get("beta") and math.isclose(winner[1], float(ranges["beta"]["max"])):
+        notes.append("short proxies are known to favour width (Bello et al. 2021): check with longer proxy training")
+    return notes
+
+
+def space_ranges(config: dict | None) -> dict | None:
+    """The α, β, γ ranges a study recorded (None for studies without them)."""
+    space = (config or {}).get("space", {})
+    return {a: space[a] for a in ("alpha", "beta", "gamma") if a in space} or None
 
 
 def _count(n: float) -> str:
     return "more than 10,000" if n > 10_000 else f"{int(n):,}"
 
 
-def _with_noise_of(f: Fit, other: Fit) -> Fit:
-    """`f`, or with `other`'s noise estimate when `f` has none (one seed each at φ = 2: the same proxy's noise)."""
-    return f if f.dof else Fit(f.means, f.seeds, other.sigma, other.dof)
-
-
-def _names(cands: list[tuple[float, float, float]]) -> str:
+def _names(cands: list[Cand]) -> str:
     return ", ".join(f"({a:g}, {b:g}, {g:g})" for a, b, g in cands)

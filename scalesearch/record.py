@@ -13,6 +13,7 @@ that writes them, the tables that read them and ``trials.csv`` agree.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import replace
 from typing import Any, Mapping
 
@@ -35,6 +36,8 @@ FIELDS: dict[str, str] = {
     "target_resolution": "target side, px",
     "proxy_resolution": "proxy side, px",
     "params": "proxy network's parameters",
+    "depth_blocks": "proxy network's MBConv blocks (repeats after rounding)",
+    "width_channels": "proxy network's geometric mean of stem, stage and head channels (after rounding)",
     "macs_proxy": "proxy network's multiply-adds per image",
     "macs_target": "multiply-adds per image at the target side, 1000 classes",
     "acts_proxy": "proxy network's conv and linear output elements per image",
@@ -105,6 +108,13 @@ def cost_attrs(a: Assessment) -> dict[str, Any]:
             "macs_target": a.macs_target, "macs_proxy": a.macs_proxy, "params": a.params, "acts_proxy": a.acts_proxy,
             "acts_target": a.acts_target,
             **({"latency_target": a.latency_target, "latency_s": a.latency_s} if a.latency_target is not None else {})}
+
+
+def shape_attrs(spec: NetworkSpec) -> dict[str, Any]:
+    """The built network's depth and width, the features the score surface is fitted in."""
+    channels = [spec.stem, *(s.out_ch for s in spec.stages), spec.head]
+    return {"depth_blocks": sum(s.repeats for s in spec.stages),
+            "width_channels": math.exp(sum(map(math.log, channels)) / len(channels))}
 
 
 def network_key(spec: NetworkSpec) -> str:

@@ -28,10 +28,10 @@ def pct(x: float) -> str:
     return "" if blank(x) else f"{100 * x:.2f}"
 
 
-# Headers of the ranking; line breaks keep the 17 columns inside a terminal (markdown joins the lines).
-RANKING_HEADERS = ["rank", "α", "β", "γ", "nominal\n×", "measured ×\n(target)", "measured ×\n(proxy)", "proxy\nparams (M)",
-                   "proxy\nMMACs", "proxy acts\n(M)", "seeds", "val top-1 %\nmean ± std", "score\n(seed-adj.)", "P(best)\n(%)",
-                   "tied", "time\n(s)", "status"]
+# Headers of the ranking; line breaks keep the columns inside a terminal (markdown joins the lines). csv and json
+# carry every column (nominal and proxy costs, params, activations, time, the seed-adjusted mean).
+RANKING_HEADERS = ["rank", "α", "β", "γ", "cost ×\n(target)", "proxy\nMMACs", "seeds", "val top-1 %\nmean ± std",
+                   "score fit\n± SE", "P(best)\n(%)", "95%\nset", "status"]
 
 
 def ranking_cells(r) -> list[str]:
@@ -39,14 +39,18 @@ def ranking_cells(r) -> list[str]:
     def num(x, spec: str, scale: float = 1.0) -> str:
         return "" if blank(x) else format(x / scale, spec)
 
-    def ratio(x, px) -> str:
-        return "" if blank(x) else f"{x:.2f} ({int(px)} px)"
+    fit, se = getattr(r, "score_fit", None), getattr(r, "score_fit_se", None)
+    return [num(r.rank, ".0f"), f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}",
+            "" if blank(r.measured_target) else f"{r.measured_target:.2f} ({int(r.target_resolution)} px)",
+            num(r.macs_proxy, ".1f", 1e6), str(r.seeds),
+            pct(r.acc_mean) + ("" if blank(r.acc_std) else f" ± {pct(r.acc_std)}"),
+            num(fit, ".4f") + ("" if blank(se) else f" ± {se:.4f}"), pct(getattr(r, "p_best", None)),
+            "yes" if getattr(r, "in_set", r.tied) else "", _short(r.state)]
 
-    return [num(r.rank, ".0f"), f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", num(r.nominal, ".2f"),
-            ratio(r.measured_target, r.target_resolution), ratio(r.measured_proxy, r.proxy_resolution),
-            num(r.params, ",.2f", 1e6), num(r.macs_proxy, ".1f", 1e6), num(r.acts_proxy, ".2f", 1e6), str(r.seeds),
-            pct(r.acc_mean) + ("" if blank(r.acc_std) else f" ± {pct(r.acc_std)}"), num(getattr(r, "score_mean", None), ".4f"),
-            pct(getattr(r, "p_best", None)), "yes" if r.tied else "", num(r.seconds, ".0f"), r.state]
+
+def _short(state: str) -> str:
+    """complete (same network as α=… β=… γ=…) → twin of α=… β=… γ=…: a status that fits its column."""
+    return state.replace("complete (same network as ", "twin of ").rstrip(")") if "same network as" in state else state
 
 
 ONE_SEED = "one seed per candidate: no interval available"
@@ -54,9 +58,9 @@ ONE_SEED = "one seed per candidate: no interval available"
 
 def ranking_caption(ranked, val_images: int | None = None) -> str:
     if results.has_intervals(ranked):
-        ties = ("score = seed-adjusted mean of −(final val loss, nats per image), or of val top-1 for older studies; "
-                "seeds are paired (same images, order and init seed for every candidate); tied = the leader's lead is "
-                "within the 95% margin of the paired fit; P(best) = probability of being best under that fit")
+        ties = ("score = −(final val loss, nats per image), or val top-1 for older studies; score fit = the surface "
+                "fitted to every network's paired seeds (scalesearch.surface), ranked on; 95% set = the networks that "
+                "could be best, holding 95% of P(best) under that fit")
     elif val_images and not blank(best := ranked["acc_mean"].max()):
         se = 100 * results.val_standard_error(best, val_images)  # at the leader's score, in points
         # 1.96·√2·se: the 95% margin of the gap between two scores that each carry this error
@@ -64,11 +68,14 @@ def ranking_caption(ranked, val_images: int | None = None) -> str:
                 f"{se:.1f} points, so gaps under {1.96 * math.sqrt(2) * se:.1f} points may be noise (use --seeds 3)")
     else:
         ties = f"{ONE_SEED}, differences may be noise (use --seeds 3)"
-    return (f"{ties}; measured × = built network's multiply-adds / the base's; proxy = the network as trained (data's "
-            "classes and channels, proxy width and side); acts = conv and linear output elements; time: training, all seeds")
+    return (f"{ties}; cost × = built network's multiply-adds (or the constraint's measure) / the base's; proxy = the "
+            "network as trained (data's classes and channels, proxy width and side); --format csv gives every column")
 
 
 SHOW_UNITS = {"acc_mean, acc_std, ci95": "fraction of validation images (ci95: half-width of the 95% Student-t interval)",
+              "score_fit, score_fit_se, score_mean": "−(final val loss), nats per image: the surface's fitted score and its "
+                                                      "standard error; the candidate's own seed-adjusted mean",
+              "p_best, in_set, tied": "probability of being best under the surface fit; member of the 95% set (tied = in_set)",
               "nominal, measured_target, measured_proxy": "cost multiplier on the base (α·β²·γ²; built network's multiply-adds)",
               "params, macs_proxy, acts_proxy": "the network as trained: parameters, multiply-adds, conv/linear output elements",
               "macs_target": "multiply-adds at the target side, 1000 classes", "seconds": "training time summed over seeds",
@@ -105,8 +112,9 @@ def constraint_line(config: dict[str, Any]) -> str:
 def verdict_line(v, candidates: int) -> str:
     """The verdict (:func:`scalesearch.race.verdict`) in one line, with the number of tied candidates."""
     p = "no estimate" if blank(v.p_best) else f"{pct(v.p_best)}%"
-    return (f"verdict: {v.words}: P(best) {p} at φ = {v.stage}; {len(v.tied)} of {candidates} candidates tied at "
-            f"φ = 1; {v.reason}")
+    edge = "".join(f"; {b}" for b in getattr(v, "boundary", []))
+    return (f"verdict: {v.words}: P(best) {p}; 95% set {v.networks} network(s), {len(v.tied)} of {candidates} "
+            f"candidates; {v.reason}{edge}")
 
 
 def markdown_ranking(ranked, title: str, val_images: int | None = None) -> str:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import race
 from .record import FIELDS, network_id
-from .race import t95
+from .surface import t_quantile
 from .errors import ScaleSearchError
 from .files import write_texts
 
@@ -61,14 +61,16 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             row["fail_reason"] = "worker lost (no heartbeat)" if "failed_trial" not in t.system_attrs else "retried"
         losses = a.get("val_loss") or []
         row["loss"] = losses[-1] if losses else None
-        row["score"] = (-row["loss"] if row["loss"] is not None else None) if kind == "loss" else t.value
         accs = a.get("val_acc") or []
+        # The final val top-1; studies before the trial value became the score stored it as the value.
+        row["acc"] = accs[-1] if accs and t.state.name == "COMPLETE" else t.value
+        row["score"] = (-row["loss"] if row["loss"] is not None else None) if kind == "loss" else row["acc"]
         row["epochs_done"] = len(accs)
         row["val_acc_per_epoch"] = " ".join(f"{x:.4f}" for x in accs)
         row["retry_of"] = t.system_attrs.get("failed_trial")
         row["started"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None
         rows.append(row)
-    columns = ["trial", "state", "value", "loss", "score", *ATTRS, "epochs_done", "val_acc_per_epoch", "retry_of", "started"]
+    columns = ["trial", "state", "value", "acc", "loss", "score", *ATTRS, "epochs_done", "val_acc_per_epoch", "retry_of", "started"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -84,18 +86,20 @@ def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = Fal
     """
     df = trials if phi is None else trials[trials["phi"] == phi]
     if df.empty:
-        return pd.DataFrame(columns=[*KEY, "rank", "seeds", "acc_mean", "acc_std", "ci95", "tied", "state"])
+        return pd.DataFrame(columns=[*KEY, "rank", "seeds", "acc_mean", "acc_std", "ci95", "score_fit", "score_fit_se",
+                                     "in_set", "tied", "state"])
     names = _candidate_names(trials)
     rows = []
     for key, g in df.groupby(KEY, sort=False):
         done = g[g["state"] == "COMPLETE"]
         first = (done if len(done) else g).iloc[0]
         n = len(done)
-        mean = done["value"].mean() if n else math.nan
-        std = done["value"].std(ddof=1) if n > 1 else math.nan
+        acc = done["acc"] if "acc" in done else done["value"]
+        mean = acc.mean() if n else math.nan
+        std = acc.std(ddof=1) if n > 1 else math.nan
         rows.append({
             **dict(zip(KEY, key)), "seeds": n, "acc_mean": mean, "acc_std": std,
-            "ci95": t95(n - 1) * std / math.sqrt(n) if n > 1 else math.nan,
+            "ci95": t_quantile(n - 1) * std / math.sqrt(n) if n > 1 else math.nan,
             **{k: first.get(k) for k in ("nominal", "measured_target", "measured_proxy", "target_resolution",
                                           "proxy_resolution", "params", "macs_proxy", "macs_target", "acts_proxy",
                                           "acts_target", "latency_target", "latency_s")},
@@ -104,7 +108,9 @@ def ranking(trials: pd.DataFrame, phi: float | None = 1, include_all: bool = Fal
             "state": _state(g, names),
         })
     out = _with_race(pd.DataFrame(rows), df)
-    ranked = out[out["seeds"] > 0].sort_values(["score_mean", "acc_mean"], ascending=False, kind="stable")
+    # Rounded: equal means fitted by least squares may differ in the last bits and should keep their order.
+    ranked = out[out["seeds"] > 0].assign(_order=lambda d: d["score_fit"].round(10))
+    ranked = ranked.sort_values(["_order", "acc_mean"], ascending=False, kind="stable").drop(columns="_order")
     ranked = _winner_first(ranked, race.verdict(trials) if phi == 1 and "score" in trials else None)
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
     if include_all:
@@ -147,19 +153,21 @@ def _winner_first(ranked: pd.DataFrame, v: race.Verdict | None) -> pd.DataFrame:
 
 
 def _with_race(out: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
-    """Add the paired fit (:mod:`scalesearch.race`): seed-adjusted score, P(best), tied with the leader."""
+    """Add the surface fit (:mod:`scalesearch.surface`): fitted score and its error, P(best), the 95% set,
+    and each candidate's own seed-adjusted mean."""
     trials = trials.assign(score=trials["score"] if "score" in trials else trials["value"])
     if "network" not in trials:
         trials = trials.assign(network=None)
-    obs = race.observations(trials, trials["phi"].iloc[0]) if trials["phi"].nunique() == 1 else pd.DataFrame()
-    if obs.empty:
-        return out.assign(score_mean=math.nan, p_best=math.nan, tied=False)
-    f = race.fit(obs)
-    tied, p_best = set(f.tied()) if f.dof else set(), f.p_best()
+    s = race.fit(trials, trials["phi"].iloc[0]) if trials["phi"].nunique() == 1 else None
+    if s is None:
+        return out.assign(score_mean=math.nan, score_fit=math.nan, score_fit_se=math.nan, p_best=math.nan,
+                          in_set=False, tied=False)
     net = {(r.phi, r.alpha, r.beta, r.gamma): network_id(r) for r in trials.itertuples()}
     keys = [net.get(tuple(r[k] for k in KEY)) for _, r in out.iterrows()]
-    return out.assign(score_mean=[f.means.get(k, math.nan) for k in keys], p_best=[p_best.get(k, math.nan) for k in keys],
-                      tied=[k in tied for k in keys])
+    col = lambda name, blank: [s.table[name].get(k, blank) for k in keys]
+    in_set = [bool(x) for x in col("in_set", False)]
+    return out.assign(score_mean=col("mean", math.nan), score_fit=col("fit", math.nan), score_fit_se=col("se", math.nan),
+                      p_best=col("p_best", math.nan), in_set=in_set, tied=in_set)
 
 
 def has_intervals(ranked: pd.DataFrame) -> bool:

@@ -20,6 +20,7 @@ heartbeats; a trial whose worker died is failed after the grace period and re-qu
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,14 @@ from optuna.trial import TrialState
 
 from . import export, family, provenance, proxy, race, record, results
 from .arch import BaseNetwork, base_toml
-from .candidates import Candidate
+from .candidates import Candidate, assess, candidate_spec
 from .data import Dataset
 from .errors import ScaleSearchError
 from .files import write_text
 from .plan import Plan, RunOptions, load, load_recorded, open_study, prepare, seed_list
 from .progress import Progress
 from .sampling import manifold_size
+from .schedule import TimeBudget
 from .space import SearchSpace, space_toml
 from .worker import Worker
 
@@ -91,11 +93,12 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
     if isinstance(opts.data, Dataset) and (workers != 1 or devices is not None):
         raise ScaleSearchError("a Dataset object trains in this process only: give workers=1 (or save it as an "
                                "image folder and pass its path)")
+    started = time.monotonic()  # the time budget counts from here
     progress = progress or Progress()
     if restart:
         progress.note(provenance.restart(opts))
     if workers == 1 and devices is None:
-        plan, study = execute(opts, progress)
+        plan, study = execute(opts, progress, started)
     else:
         from . import pool
 
@@ -130,7 +133,7 @@ def finish(plan: Plan, study: optuna.Study, progress: Progress | None = None) ->
         _time_family(plan, study, ranked.iloc[0], progress or Progress())
     doc = export.coefficients_document(study, ranked, plan.base)
     results.write_set(plan.results_dir, trials, ranked, {"coefficients.json": export.json_text(doc)})
-    return SearchResult(plan, study, trials, ranked, race.verdict(trials), doc)
+    return SearchResult(plan, study, trials, ranked, race.verdict(trials, race.space_ranges(study.user_attrs["config"])), doc)
 
 
 def _time_family(plan: Plan, study: optuna.Study, w: pd.Series, progress: Progress) -> None:
@@ -180,42 +183,83 @@ def progress_counts(plan: Plan, study: optuna.Study) -> tuple[int, int]:
     return done, min(plan.space.trials, manifold_size(plan.space, plan.base)) * plan.space.proxy.seeds
 
 
-def execute(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, optuna.Study]:
-    """Prepare, create or resume the study, queue the grid and train until done.
+def execute(options: RunOptions, progress: Progress | None = None, started: float | None = None) -> tuple[Plan, optuna.Study]:
+    """Prepare, create or resume the study, queue the grid and train round after round until the answer is
+    resolved, nothing more would help or the space's time budget (counted from `started`, a
+    ``time.monotonic()`` reading) is spent.
 
     KeyboardInterrupt propagates after the current trial is marked interrupted;
     running the same options again picks up where it stopped.
     """
     progress = progress or Progress()
     device = proxy.pick_device(options.device)
+    budget = TimeBudget(0.0, **({} if started is None else {"started": started}))
     plan, study = start(options, progress)
+    budget.seconds = plan.space.time
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
-    worker = Worker(plan, study, device, progress, options.compile)
+    worker = Worker(plan, study, device, progress, options.compile, budget)
     if total > done:
-        progress.note(expected_line(worker.expected_seconds(total - done), total - done, device))
+        seconds = worker.expected_seconds(total - done)
+        budget.pace_hint = worker.expected_seconds(1) / _mean_macs(plan)
+        progress.note(expected_line(seconds, total - done, device, budget))
+    progress.clock(budget)
     worker.work()
-    while queue_next_round(plan, study, progress):
+    while queue_next_round(plan, study, progress, budget):
         worker.work()
+    if budget.spent_out:
+        waiting = sum(1 for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.WAITING)
+        progress.note(f"time budget spent after {budget.elapsed() / 60:.1f} min" + (
+            f": {waiting} queued trials left untrained (the same command with more --time resumes them)" if waiting else ""))
     return plan, study
 
 
-def expected_line(seconds: float, trials: int, device: torch.device) -> str:
-    """The run's expected time in words: a first-round estimate, since racing decides later rounds as it goes."""
-    return (f"expected: about {max(1, round(seconds / 60))} min on {device} for the {trials} trials of the first round "
-            "(timed from a few training steps; the race may add rounds of more seeds and φ = 2 members)")
+def _mean_macs(plan: Plan) -> float:
+    return sum(a.macs_proxy for a in plan.report.feasible) / len(plan.report.feasible)
 
 
-def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None = None) -> int:
-    """Queue what the race (:func:`scalesearch.race.next_round`) asks for next; returns how many trials."""
+def expected_line(seconds: float, trials: int, device: torch.device, budget: TimeBudget | None = None) -> str:
+    """The run's expected time in words: the first round's, and what the budget leaves for the rounds after it."""
+    first = (f"expected: about {max(1, round(seconds / 60))} min on {device} for the {trials} trials of the first round "
+             "(every network once; timed from a few training steps)")
+    if budget is None or not budget.limited:
+        return first + "; later rounds follow the 95% set until it holds one network or the seeds reach max_seeds"
+    if seconds > budget.left():
+        return (first + f"; WARNING: more than the time budget ({budget.describe()}): the run stops when it is spent, "
+                "with some networks untrained (the same command resumes)")
+    return first + f"; the rest of the {budget.describe().split(' of ')[1]} budget goes to the 95% set"
+
+
+def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None = None,
+                     budget: TimeBudget | None = None) -> int:
+    """Queue what the race (:func:`scalesearch.race.next_round`) asks for next, as far as the time budget
+    allows; returns how many trials."""
     s = plan.space
     if not plan.grid:
         return 0
-    name, todo = race.next_round(results.trials_frame(study), seed_list(s), s.proxy.max_seeds, s.contenders, s.phi2)
+    trials = results.trials_frame(study)
+    if progress and (fit := race.fit(trials)) is not None:
+        progress.standing(fit, race.members(trials))
+    name, todo = race.next_round(trials, seed_list(s), s.proxy.max_seeds, s.contenders, s.phi2)
+    if budget is not None and budget.limited:
+        todo = budget.take(_priced(plan, study, budget, todo))
     added = sum(enqueue(plan, study, [Candidate(a, b, g)], phi=phi, seeds=[seed]) for a, b, g, seed, phi in todo)
     if added and progress:
         progress.round(name, added)
     return added
+
+
+def _priced(plan: Plan, study: optuna.Study, budget: TimeBudget, todo: list) -> list:
+    """Each queued (α, β, γ, seed, φ) with its expected seconds; a twin of one already priced costs nothing."""
+    seen, priced = set(), []
+    for a, b, g, seed, phi in todo:
+        c = Candidate(a**phi, b**phi, g**phi)
+        assessed = assess(plan.base, c, plan.space.proxy.resolution, plan.data.num_classes, plan.data.in_channels,
+                          plan.space.proxy.width)
+        net = record.network_key(candidate_spec(plan.base, c, assessed.proxy_resolution, plan.space.proxy.width))
+        priced.append(((a, b, g, seed, phi), 0.0 if (net, seed) in seen else budget.trial_seconds(study, assessed.macs_proxy)))
+        seen.add((net, seed))
+    return priced
 
 
 def start(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, optuna.Study]:

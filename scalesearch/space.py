@@ -50,6 +50,7 @@ budget manifold in :mod:`scalesearch.sampling`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,33 @@ def parse_budget(text: str | float) -> float:
     return value
 
 
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def parse_duration(text: str | float) -> float:
+    """``"10m"``, ``"1h"``, ``"1h30m"``, ``"90s"``, ``90`` → seconds; ``"none"`` or 0 → 0 (no time budget)."""
+    if isinstance(text, bool):
+        raise ScaleSearchError(f"time must be a duration such as 10m, 1h or 90s (or none), got {text!r}")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        raw = text.strip().lower().replace(" ", "")
+        match = _DURATION.fullmatch(raw) if raw not in ("", "none") else None
+        if raw == "none":
+            return 0.0
+        if match is None or not any(match.groups()):
+            raise ScaleSearchError(f"time must be a duration such as 10m, 1h or 90s (or none), got {text!r}")
+        h, m, sec = (float(g) if g else 0.0 for g in match.groups())
+        value = 3600 * h + 60 * m + sec
+    if not math.isfinite(value) or value < 0 or value > MAX_TIME:
+        raise ScaleSearchError(f"time must be between 0 (none) and {MAX_TIME / 86400:g} days, got {text!r}")
+    return value
+
+
+# A week: beyond it a typo (10000h) is likelier than a plan.
+MAX_TIME = 7 * 86400.0
+
+
 # --------------------------------------------------------------------- settings
 
 
@@ -145,7 +173,7 @@ class ProxySettings:
     bn_momentum: float = 0.1
     drop_path: float = 0.0
     seeds: int = 1
-    max_seeds: int = 3
+    max_seeds: int = 8
     score: str = "loss"
     seed: int = 0
 
@@ -169,6 +197,7 @@ class SearchSpace:
     pruner: str = "none"
     contenders: int = 6
     phi2: int = 2
+    time: float = 600.0  # seconds the whole run may take (0: no budget; rounds go on until resolved or max_seeds)
     proxy: ProxySettings = ProxySettings()
     # [proxy.<kind>] tables: (device kind, ((setting, value), …)) that replace proxy settings on that device
     device_proxy: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
@@ -208,6 +237,13 @@ def _side(value: Any) -> int | str:
     raise ValueError(f"an integer from 8 to {MAX_SIDE} or 'auto'")
 
 
+def _time(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ScaleSearchError:
+        raise ValueError(f"a duration such as '10m', '1h' or '90s', or 'none' (at most {MAX_TIME / 86400:g} days)") from None
+
+
 def _budget(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("a number > 1 such as 2 or '2x'")
@@ -225,7 +261,7 @@ _TOP: dict[str, Check] = {
     "constraint": choice(CONSTRAINTS),
 }
 _SEARCH: dict[str, Check] = {"sampler": choice(SAMPLERS), "trials": integer(1, MAX_TRIALS), "pruner": choice(PRUNERS),
-                              "contenders": integer(0), "phi2": integer(0)}
+                              "contenders": integer(0), "phi2": integer(0), "time": _time}
 _SEARCH_KEYS = frozenset(_SEARCH)
 _PROXY: dict[str, Check] = {
     "resolution": _side,
@@ -342,5 +378,5 @@ def space_toml(space: SearchSpace) -> str:
 
 __all__ = [
     "SPACES_DIR", "CONSTRAINTS", "SAMPLERS", "PRUNERS", "OPTIMIZERS", "SCHEDULES", "SCORES", "MAX_GRID_POINTS", "Range",
-    "ProxySettings", "SearchSpace", "parse_budget", "known_spaces", "load_space", "space_toml",
+    "ProxySettings", "SearchSpace", "parse_budget", "parse_duration", "known_spaces", "load_space", "space_toml",
 ]

@@ -32,6 +32,7 @@ from .data import DeviceData, subset
 from .plan import Plan, seed_list
 from .progress import Progress
 from .sampling import manifold_size, suggest
+from .schedule import TimeBudget
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Worker:
     device: torch.device
     progress: Progress = field(default_factory=Progress)
     compile: bool = False
+    budget: TimeBudget | None = None  # the run's time budget: no trial starts that would not end in time
 
     def __post_init__(self) -> None:
         proxy.configure(self.device)
@@ -134,7 +136,7 @@ class Worker:
         while not self.stopping.is_set():
             trials = self.study.get_trials(deepcopy=False)
             if any(t.state == TrialState.WAITING for t in trials):
-                return False
+                return not self._in_time(trials)
             if not self.plan.grid:
                 proposed = {record.key(c) for t in trials if (c := record.candidate(t)) and record.is_done(t) and t.user_attrs.get("phi", 1) == 1}
                 if len(proposed) < min(self.plan.space.trials, manifold_size(self.plan.space, self.plan.base)):
@@ -146,6 +148,20 @@ class Worker:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
         return True
+
+    def _in_time(self, trials: list) -> bool:
+        """Whether the next queued trial should still end within the time budget (the queue stays for a resume)."""
+        if self.budget is None or not self.budget.limited:
+            return True
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        c = record.candidate(waiting[0]) if waiting else None
+        if c is None:
+            return True
+        phi = waiting[0].user_attrs.get("phi", 1)
+        p = self.plan.space.proxy
+        a = assess(self.plan.base, Candidate(c.alpha**phi, c.beta**phi, c.gamma**phi), p.resolution,
+                   self.plan.data.num_classes, self.plan.data.in_channels, p.width)
+        return self.budget.allows(self.budget.trial_seconds(self.study, a.macs_proxy))
 
     def _stop_when_finished(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         if self._finished():
@@ -198,6 +214,8 @@ class Worker:
             trial.set_user_attr(k, v)
         spec = candidate_spec(plan.base, trained, a.proxy_resolution, space.proxy.width)
         trial.set_user_attr("network", record.network_key(spec))
+        for k, v in record.shape_attrs(spec).items():
+            trial.set_user_attr(k, v)
         self.progress.candidate(trained, seed, a.proxy_resolution, space.proxy.epochs)
         twin = self._twin(trial, spec, seed)
         if twin is not None:
@@ -205,6 +223,7 @@ class Worker:
                 self._queue_other_seeds(c, seed)
             return self._share(trial, twin)
         accs: list[float] = []
+        score = (lambda acc, loss: -loss) if space.proxy.score == "loss" else (lambda acc, loss: acc)
 
         def on_epoch(epoch: int, acc: float, loss: float) -> None:
             accs.append(acc)
@@ -212,7 +231,7 @@ class Worker:
             self.progress.epoch(epoch, acc)
             # Step = epochs trained, so the pruners' min_resource=1 rung falls after the first epoch;
             # after the last one there is nothing left to save, and the trial should count as complete.
-            trial.report(acc, epoch + 1)
+            trial.report(score(acc, loss), epoch + 1)
             if epoch + 1 < space.proxy.epochs and trial.should_prune():
                 self.progress.finished("pruned", acc)
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
@@ -238,7 +257,7 @@ class Worker:
         if not queued and not plan.grid:
             self._queue_other_seeds(c, seed)
         self.progress.finished("complete", r.final_acc)
-        return r.final_acc
+        return score(r.final_acc, r.val_loss[-1])
 
     def _covered(self, trial: optuna.Trial, key: tuple) -> bool:
         """Whether an earlier trial already stands for this (candidate, seed, φ)."""
@@ -263,8 +282,8 @@ class Worker:
     def _share(self, trial: optuna.Trial, twin: optuna.trial.FrozenTrial) -> float:
         """Record the twin's outcome as this candidate's own, with the link and no training time."""
         accs = twin.user_attrs["val_acc"]
-        for epoch, acc in enumerate(accs):
-            trial.report(acc, epoch + 1)
+        for step, value in twin.intermediate_values.items():
+            trial.report(value, step)
         for k in ("val_acc", "val_loss", "train_loss", "best_epoch", "best_acc"):
             if k in twin.user_attrs:
                 trial.set_user_attr(k, twin.user_attrs[k])

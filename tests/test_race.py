@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cli_helpers import run_cli, tiny_space
-from scalesearch import fidelity, race
+from scalesearch import fidelity, race, surface
 from scalesearch.arch import load_base
 from scalesearch.candidates import feasible_grid
 from scalesearch.space import load_space
@@ -21,39 +21,98 @@ def frame(rows: list[tuple]) -> pd.DataFrame:
                           "state": "COMPLETE", "value": sc} for a, b, g, phi, s, net, sc in rows])
 
 
-def test_one_seed_each_gives_the_best_a_second_seed_to_measure_the_noise() -> None:
-    trials = frame([(1.0, 1.0 + k / 10, 1.0, 1, 0, f"n{k}", -k / 10) for k in range(5)])
-    name, todo = race.next_round(trials, seeds=[0], max_seeds=3, contenders=2, phi2=1)
-    assert "noise" in name and sorted(todo) == [(1.0, 1.0, 1.0, 1, 1), (1.0, 1.1, 1.0, 1, 1)]
+def surface_trials(seeds: int, noise: float, rng: np.random.Generator, tilt: float = 0.05, twins: bool = False) -> pd.DataFrame:
+    """A grid along the budget: width up, depth down; the true score rises with width (the best is the widest).
 
-
-def test_clearly_beaten_candidates_get_no_more_seeds_and_twins_go_to_phi_2_together() -> None:
+    Features are recorded as the worker does (blocks, mean channels, side), so the surface sees the built network.
+    """
     rows = []
-    for seed, shift in ((0, 0.0), (1, 0.3)):  # a seed moves everybody: pairing takes it out
-        rows += [(1.1, 1.0, 1.2, 1, seed, "twin", 0.50 + shift), (1.2, 1.0, 1.2, 1, seed, "twin", 0.50 + shift),
-                 (1.0, 1.1, 1.2, 1, seed, "close", 0.49 + shift + 0.005 * seed),
-                 (1.0, 1.3, 1.0, 1, seed, "far", 0.30 + shift)]
-    trials = frame(rows)
-    name, todo = race.next_round(trials, seeds=[0, 1], max_seeds=3, contenders=6, phi2=2)
-    assert name.startswith("racing") and {t[:3] for t in todo} == {(1.1, 1.0, 1.2), (1.2, 1.0, 1.2), (1.0, 1.1, 1.2)}
-    assert {t[3] for t in todo} == {2}
-    rows += [(a, b, g, 1, 2, n, s + 0.01) for a, b, g, _, seed, n, s in rows if seed == 0 and n != "far"]
-    name, todo = race.next_round(frame(rows), seeds=[0, 1], max_seeds=3, contenders=6, phi2=2)
-    assert name.startswith("φ = 2")  # the twins' network leads: both twins' φ = 2 members, on the base seeds
-    assert sorted(todo) == sorted((a, 1.0, 1.2, s, 2) for a in (1.1, 1.2) for s in (0, 1))
+    for s in range(seeds):
+        shift = rng.normal(0, 0.2)  # a seed moves every network alike
+        for k in range(10):
+            true = tilt * k / 9
+            for a in ((1.1, 1.2) if twins and k == 9 else (1.0 + (9 - k) / 10,)):
+                rows.append({"alpha": a, "beta": 1.0 + k / 20, "gamma": 1.0, "phi": 1, "seed": s, "network": f"n{k}",
+                             "score": true + shift + rng.normal(0, noise), "state": "COMPLETE",
+                             "depth_blocks": 16 + 9 - k, "width_channels": 40.0 * (1 + k / 20), "proxy_resolution": 77})
+    df = pd.DataFrame(rows)
+    return df.assign(value=df["score"])
+
+
+def test_the_surface_pools_every_network_and_finds_the_best_where_one_seed_each_cannot():
+    hits = {"surface": 0, "per network": 0}
+    for rep in range(20):
+        trials = surface_trials(seeds=1, noise=0.02, rng=np.random.default_rng(rep))
+        obs = race.observations(trials, 1)
+        hits["surface"] += surface.fit(obs, form="linear").leader == "n9"
+        hits["per network"] += obs.loc[obs["score"].idxmax(), "key"] == "n9"
+    assert hits["surface"] >= 18 and hits["per network"] <= 12, hits
+
+
+def test_the_95_percent_set_holds_the_true_best_at_least_90_percent_of_the_time():
+    """Calibration on data whose answer is known: many runs, each fitted alone."""
+    covered, sizes = 0, []
+    for rep in range(60):
+        s = race.fit(surface_trials(seeds=2, noise=0.03, rng=np.random.default_rng(100 + rep), tilt=0.03))
+        covered += "n9" in s.confidence_set
+        sizes.append(len(s.confidence_set))
+    assert covered >= 54, covered
+    assert np.mean(sizes) < 6  # informative, not everything
+
+
+def test_rounds_go_to_the_set_second_seed_then_twins_at_phi_2_then_more_seeds():
+    trials = surface_trials(seeds=1, noise=0.01, rng=np.random.default_rng(0), tilt=0.02, twins=True)
+    s = race.fit(trials)
+    name, todo = race.next_round(trials, seeds=[0], max_seeds=4, contenders=6, phi2=1)
+    assert name.startswith("a second seed") and todo and {t[3] for t in todo} == {1} and {t[4] for t in todo} == {1}
+    assert {f"n{int(round(20 * (b - 1)))}" for _, b, *_ in todo} <= set(s.confidence_set)
+    assert (1.1, 1.45, 1.0, 1, 1) in todo and (1.2, 1.45, 1.0, 1, 1) in todo  # twins share the seed
+    second = surface_trials(seeds=2, noise=0.01, rng=np.random.default_rng(0), tilt=0.3, twins=True)
+    name, todo = race.next_round(second, seeds=[0], max_seeds=4, contenders=6, phi2=1)
+    assert name.startswith("φ = 2") and sorted(todo) == [(a, 1.45, 1.0, s, 2) for a in (1.1, 1.2) for s in (0, 1)]
+
+
+def test_the_rounds_end_when_the_set_is_one_network_or_seeds_run_out():
+    clear = surface_trials(seeds=2, noise=0.001, rng=np.random.default_rng(1), tilt=0.5)
+    assert race.fit(clear).confidence_set == ["n9"]
+    assert race.next_round(clear, seeds=[0], max_seeds=8, contenders=6, phi2=1) == ("", [])
+    close = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(1), tilt=0.0)
+    assert race.next_round(close, seeds=[0], max_seeds=2, contenders=6, phi2=1) == ("", [])
+    name, todo = race.next_round(close, seeds=[0], max_seeds=3, contenders=2, phi2=1)
+    assert name.startswith("another seed") and len({t[:3] for t in todo}) == 2 and {t[3] for t in todo} == {2}
 
 
 def test_verdict_resolves_twins_at_phi_2_or_says_it_could_not() -> None:
-    base = [(1.1, 1.0, 1.2, 1, s, "twin", 0.5 + d) for s, d in ((0, 0), (1, 0.01), (2, -0.01))]
-    base += [(1.2, 1.0, 1.2, 1, s, "twin", sc) for *_, s, _, sc in base]
-    base += [(1.0, 1.3, 1.0, 1, s, "far", 0.2 + d) for s, d in ((0, 0.001), (1, 0.012), (2, -0.011))]
-    undecided = race.verdict(frame(base))
-    assert not undecided.resolved and "build the same networks" in undecided.reason
-    split = base + [(1.1, 1.0, 1.2, 2, s, "deep", 0.40 + d) for s, d in ((0, 0), (1, 0.002))]
-    split += [(1.2, 1.0, 1.2, 2, s, "deeper", 0.45 + d) for s, d in ((0, 0), (1, 0.003))]
-    v = race.verdict(frame(split))
-    assert v.winner == (1.2, 1.0, 1.2) and v.stage == 2 and v.resolved, v
-    assert v.p_best > 0.9 and (1.0, 1.3, 1.0) not in v.tied
+    base = surface_trials(seeds=3, noise=0.001, rng=np.random.default_rng(2), tilt=0.5, twins=True)
+    undecided = race.verdict(base)
+    assert not undecided.resolved and "build the same network at φ = 1" in undecided.reason
+    phi2 = [{"alpha": a, "beta": 1.45, "gamma": 1.0, "phi": 2, "seed": s, "network": f"deep{a}", "state": "COMPLETE",
+             "score": 0.40 + (0.05 if a == 1.2 else 0) + 0.001 * s} for a in (1.1, 1.2) for s in (0, 1)]
+    v = race.verdict(pd.concat([base, pd.DataFrame(phi2).assign(value=lambda d: d["score"])], ignore_index=True))
+    assert v.winner == (1.2, 1.45, 1.0) and v.stage == 2 and v.resolved, v
+    assert v.p_best > 0.95 and v.networks == 1 and (1.0, 1.0, 1.0) not in v.tied
+
+
+def test_verdict_names_the_edge_of_the_space_and_prices_an_unresolved_answer():
+    ranges = {"alpha": {"min": 1.0, "max": 1.9}, "beta": {"min": 1.0, "max": 1.45}, "gamma": {"min": 1.0, "max": 1.4}}
+    v = race.verdict(surface_trials(seeds=2, noise=0.001, rng=np.random.default_rng(3), tilt=0.5), ranges)
+    assert v.resolved and any("beta.max = 1.45" in b and "extend beta.max" in b for b in v.boundary)
+    assert any("Bello" in b for b in v.boundary) and any("gamma.min" in b for b in v.boundary)
+    flats = [race.verdict(surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(k), tilt=0.0), ranges)
+             for k in range(20)]
+    assert sum(not v.resolved for v in flats) >= 16  # no true best: a resolved answer is a 1-in-20 accident
+    flat = next(v for v in flats if not v.resolved)
+    assert flat.networks > 1 and flat.seeds_needed is not None and flat.seeds_needed > 2
+    assert "paired seeds per network" in flat.reason
+
+
+def test_paired_means_take_out_the_seed_effect_and_use_scipy_quantiles():
+    obs = pd.DataFrame({"key": ["a", "b", "c"] * 3, "seed": [0] * 3 + [1] * 3 + [2] * 3,
+                        "score": [0.70, 0.60, 0.69, 0.75, 0.64, 0.73, 0.66, 0.57, 0.66]})
+    means, sigma, dof = surface.paired_means(obs)
+    assert list(means.index) == ["a", "c", "b"] and dof == 4 and sigma < 0.01
+    assert means["a"] == pytest.approx(np.mean([0.70, 0.75, 0.66]))
+    assert surface.t_quantile(31) == pytest.approx(2.0395, abs=1e-4) and surface.t_quantile(0) == pytest.approx(1.96, abs=1e-3)
 
 
 def test_default_proxy_keeps_the_targets_cost_ratios() -> None:
@@ -74,22 +133,3 @@ def test_a_run_where_nothing_learns_ranks_nothing_and_exports_nothing(capsys, tm
     assert r.code == 2 and "no candidate completed" in r.err and "Traceback" not in r.err
     assert r.err.count("diverged") + r.err.count("did not learn") >= 3
     assert not list(tmp_path.glob("*/coefficients.json"))
-
-
-def test_an_unresolved_verdict_says_how_many_seeds_would_settle_it():
-    """Three networks within noise of each other after 3 paired seeds: the verdict is not resolved, and it
-    prices the answer: the seeds per candidate at which the median gap to the leader clears the 95% margin."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for seed in range(3):
-        shift = rng.normal(0, 1)  # a seed effect shared by every candidate: the paired fit removes it
-        for k, (net, mean) in enumerate((("a", 1.0), ("b", 0.99), ("c", 0.98))):
-            rows.append((1.0, 1.0 + k / 10, 1.0, 1, seed, net, mean + shift + rng.normal(0, 0.05)))
-    trials = frame(rows)
-    v = race.verdict(trials)
-    f = race.fit(race.observations(trials, 1))
-    gaps = sorted(f.means.iloc[0] - f.means[k] for k in f.tied()[1:])
-    assert not v.resolved and len(f.tied()) == 3
-    assert v.seeds_needed == math.ceil(2 * (race.t95(f.dof) * f.sigma / gaps[1]) ** 2) > 3  # the farther of the 2 rivals
-    assert f"about {int(v.seeds_needed):,} paired seeds per candidate (now up to 3)" in v.reason
-    assert f.seeds_to_separate(0.0) == math.inf and f.seeds_to_separate(10 * f.sigma) == 1

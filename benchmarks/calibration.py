@@ -1,0 +1,108 @@
+"""Calibration of the main job's answer: does one run's 95% set hold another seed's winner?
+
+Each run is the default command (``scalesearch run --base b0 --budget 2x``, its 10-minute time
+budget included) on a copy of the shipped default space that differs only in ``seed``, which
+changes every seed's training subset, order and init. For every ordered pair of runs (A, B) it
+checks whether A's winner lies in B's 95% set; over all pairs that rate should be at least 95%
+if the sets are honest (the goal is 90%). It also reports the sets' sizes (distinct networks),
+Kendall's τ-b between the two runs' fitted scores over their common candidates, and each run's
+wall time, winner and verdict.
+
+    .venv/bin/python -m benchmarks --only calibration [--quick]
+    .venv/bin/python -m benchmarks.calibration 11 12 13 14 15   # other seeds
+
+Runs stay in ``bench-results/calibration/seed<N>/``; the same seeds again resume them (their wall
+time is then the resume's, so delete the folder to time a run afresh).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from itertools import combinations
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+import optuna
+
+from scalesearch import race, results, search
+from scalesearch.space import load_space
+
+from .common import console, machine_line, section, table
+
+SEEDS = (1, 2, 3, 4)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def one_run(seed: int, folder: Path, quick: bool, device: str) -> dict:
+    space = Path(load_space("default").path).read_text().replace("\nseed = 0", f"\nseed = {seed}")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"default-seed{seed}.toml"
+    path.write_text(space)
+    extra = {"train": 256, "val": 128, "epochs": 1, "time": "90s"} if quick else {}
+    options = search.RunOptions(base="tiny-mbconv" if quick else "b0", space=str(path), device=device,
+                                data="synthetic:512" if quick else "embedded", results_dir=str(folder / f"seed{seed}"),
+                                **extra)
+    start = time.monotonic()
+    plan, study = search.execute(options, started=start)
+    trials = results.trials_frame(study)
+    ranked = results.ranking(trials)
+    seconds = time.monotonic() - start
+    v = race.verdict(trials, race.space_ranges(study.user_attrs["config"]))
+    console.log(f"seed {seed}: {len(ranked)} ranked, set of {v.networks} networks, {seconds:.0f} s")
+    return {"seed": seed, "seconds": seconds, "ranked": ranked, "verdict": v, "trained": int((trials["seconds"] > 0).sum())}
+
+
+def _key(c) -> tuple[float, float, float]:
+    return tuple(round(float(x), 4) for x in c)
+
+
+def pair_rows(runs: list[dict]) -> tuple[list, float]:
+    """Per unordered pair: τ-b of score_fit, and whether each winner is in the other's set; the coverage rate."""
+    rows, hits = [], []
+    for a, b in combinations(runs, 2):
+        fa = {_key((r.alpha, r.beta, r.gamma)): r.score_fit for r in a["ranked"].itertuples()}
+        fb = {_key((r.alpha, r.beta, r.gamma)): r.score_fit for r in b["ranked"].itertuples()}
+        common = sorted(set(fa) & set(fb))
+        tau = stats.kendalltau([fa[k] for k in common], [fb[k] for k in common]).statistic
+        a_in_b = _key(a["verdict"].winner) in {_key(c) for c in b["verdict"].tied}
+        b_in_a = _key(b["verdict"].winner) in {_key(c) for c in a["verdict"].tied}
+        hits += [a_in_b, b_in_a]
+        rows.append([f"{a['seed']} vs {b['seed']}", len(common), f"{tau:+.2f}",
+                     "yes" if _key(a["verdict"].winner) == _key(b["verdict"].winner) else "no",
+                     "yes" if a_in_b else "no", "yes" if b_in_a else "no"])
+    return rows, sum(hits) / len(hits) if hits else float("nan")
+
+
+def report(runs: list[dict], device: str, quick: bool) -> str:
+    per_run = [[r["seed"], len(r["ranked"]), r["trained"], r["verdict"].networks,
+                "(" + ", ".join(f"{x:g}" for x in r["verdict"].winner) + ")", f"{100 * r['verdict'].p_best:.0f}",
+                r["verdict"].words, "yes" if r["verdict"].boundary else "no", f"{r['seconds']:.0f}"] for r in runs]
+    pairs, coverage = pair_rows(runs)
+    taus = pd.Series([float(p[2]) for p in pairs])
+    sizes = pd.Series([r["verdict"].networks for r in runs])
+    distinct = pd.Series([r["ranked"]["score_fit"].nunique() for r in runs])
+    body = (table(["seed", "candidates", "trials trained", "95% set (networks)", "winner (α, β, γ)", "P(best) %",
+                   "verdict", "on the boundary", "wall time (s)"], per_run) + "\n\n" +
+            table(["runs", "common candidates", "Kendall τ-b (score_fit)", "same winner", "A's winner in B's set",
+                   "B's winner in A's set"], pairs) + "\n\n" +
+            f"Coverage: a run's winner lay in another run's 95% set in {100 * coverage:.0f}% of "
+            f"{2 * len(pairs)} ordered pairs (goal ≥ 90%). Set size: mean {sizes.mean():.1f} networks "
+            f"(of {distinct.mean():.0f} distinct), range {sizes.min()}–{sizes.max()}. τ-b between fitted scores: "
+            f"mean {taus.mean():+.2f}, range {taus.min():+.2f} … {taus.max():+.2f}.")
+    return section("Calibration: the default search over paired seeds" + (" (quick: tiny base, synthetic data)" if quick else ""),
+                   device, body)
+
+
+def run(quick: bool = False, device: str = "cpu", seeds: tuple[int, ...] = SEEDS) -> str:
+    folder = Path("bench-results") / ("calibration-quick" if quick else "calibration")
+    console.log(machine_line(device))
+    runs = [one_run(seed, folder, quick, device) for seed in seeds]
+    return report(runs, device, quick)
+
+
+if __name__ == "__main__":
+    print(run(seeds=tuple(int(s) for s in sys.argv[1:]) or SEEDS))
+
+__all__ = ["run", "report", "pair_rows"]

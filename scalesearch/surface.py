@@ -1,0 +1,241 @@
+"""The score over the budget surface: one smooth model for every candidate, with paired seed effects.
+
+Candidates of one budget lie on a two-dimensional surface (depth, width and side trade
+against each other at equal cost), so their scores have much in common: a model fitted to
+all of them estimates each one far better than its own few seeds could. The model is
+
+    score[c, s] = f(x_c) + u_c + seed[s] + noise
+
+- ``x_c`` are features of the *built* proxy network (log blocks, log mean channels, log side),
+  so twins share one point and the rounding of channels, repeats and side is honoured;
+- ``f`` is linear in them (the form that predicted held-out seeds best: ``benchmarks/surface.py``);
+- ``seed[s]`` is the paired seed's effect (every candidate with seed *s* saw the same data);
+- ``u_c`` is the network's own departure from the surface, a random effect with variance τ²
+  (a mixed model, fitted by statsmodels once some network has two seeds; before that τ² cannot
+  be told from the noise and the surface is taken as it is).
+
+Every network gets a fitted score (surface + its predicted departure), a standard error, and a
+probability of being best from parametric draws of the fit; the 95% set holds the networks
+that together carry 95% of that probability: the candidates that could be best.
+
+Higher scores are better (the search negates losses).
+
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> nets = pd.DataFrame({"key": list("abcdef"), "log_depth": [0, .1, .2, .3, .4, .5], "log_width": [.5, .4, .3, .2, .1, 0],
+...                      "log_side": [0, 0, .1, .1, .2, .2]})
+>>> obs = pd.concat([nets.assign(seed=s) for s in (0, 1)], ignore_index=True)
+>>> obs["score"] = obs["log_width"] - obs["log_depth"] + 0.01 * rng.standard_normal(len(obs)) + 0.1 * obs["seed"]
+>>> s = fit(obs)
+>>> s.leader, s.confidence_set
+('a', ['a'])
+>>> bool(s.table.loc["a", "p_best"] > 0.95), s.slopes["log_width"] > 0 > s.slopes["log_depth"]
+(True, True)
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from statsmodels.regression.mixed_linear_model import MixedLM
+
+FEATURES = ("log_depth", "log_width", "log_side")
+FORMS = ("means", "linear", "quadratic", "mixed")
+LEVEL = 0.95
+MIN_SPREAD = 0.15  # a feature direction thinner than this fraction of the widest is not fitted
+DRAWS = 4000
+
+
+def t_quantile(dof: float, level: float = LEVEL) -> float:
+    """Two-sided Student-t quantile (the normal one without degrees of freedom)."""
+    q = 0.5 + level / 2
+    return float(stats.t.ppf(q, dof)) if dof and math.isfinite(dof) else float(stats.norm.ppf(q))
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A fitted score surface over the trained networks.
+
+    `table` (index: network key, best first) holds ``fit`` (fitted score), ``se`` (its standard
+    error), ``p_best``, ``in_set``, ``seeds`` and ``mean`` (the network's seed-adjusted mean).
+    """
+
+    table: pd.DataFrame
+    form: str  # what was fitted: "mixed", "linear", "quadratic" or "means"
+    sigma: float  # one observation's noise (standard deviation)
+    tau: float  # networks' spread around the surface (0: the surface taken as it is, or unknown)
+    dof: int  # residual degrees of freedom
+    slopes: dict[str, float]  # d score / d feature of the linear part
+    gap_sd: float  # standard deviation of (leader − runner-up) over the draws
+
+    @property
+    def leader(self):
+        return self.table.index[0]
+
+    @property
+    def confidence_set(self) -> list:
+        return list(self.table.index[self.table["in_set"]])
+
+    def seeds_to_resolve(self) -> float | None:
+        """Seeds per network at which the leader's lead over the runner-up would clear the one-sided 95%
+        bound, if its standard error shrinks as one over the root of the seeds (None with one network)."""
+        if len(self.table) < 2 or not self.gap_sd > 0:
+            return None
+        gap = self.table["fit"].iloc[0] - self.table["fit"].iloc[1]
+        if not gap > 0:
+            return math.inf
+        now = float(self.table["seeds"].mean())
+        return math.ceil(now * (stats.norm.ppf(LEVEL) * self.gap_sd / gap) ** 2)
+
+
+def fit(obs: pd.DataFrame, form: str = "mixed", draws: int = DRAWS, seed: int = 0) -> Surface:
+    """Fit rows of (key, seed, score, *FEATURES) and rank the networks.
+
+    ``form``: "mixed" (linear surface + each network's random departure, the default), "linear"
+    (the surface alone), "quadratic" (a second-order surface in the two main directions of the
+    features) or "means" (each network on its own: the per-candidate statistics this replaced).
+    """
+    obs = obs.dropna(subset=["score"]).reset_index(drop=True)
+    nets = obs.groupby("key", sort=False)[list(FEATURES)].first()
+    counts = obs.groupby("key", sort=False)["seed"].nunique().reindex(nets.index)
+    seeds = sorted(obs["seed"].unique())
+    form = _feasible_form(form, len(nets), counts)
+    X, P = _designs(obs, nets, seeds, form)
+    y = obs["score"].to_numpy(float)
+    beta, cov, sigma2, tau2, u, dof = _estimate(y, X, obs["key"].to_numpy(), form, nets.index)
+    v = np.zeros(len(nets)) if tau2 <= 0 else 1 / (1 / tau2 + counts.to_numpy(float) / sigma2)
+    fitted = P @ beta + u
+    se = np.sqrt(np.einsum("ij,jk,ik->i", P, cov, P) + v)
+    rng = np.random.default_rng(seed)
+    sample = rng.multivariate_normal(beta, cov, size=draws, method="eigh") @ P.T
+    if tau2 > 0:
+        sample += u + rng.standard_normal(sample.shape) * np.sqrt(v)
+    table = pd.DataFrame({"fit": fitted, "se": se, "seeds": counts.to_numpy(), "mean": _cell_means(obs, nets.index)},
+                         index=nets.index)
+    table["p_best"] = np.bincount(sample.argmax(axis=1), minlength=len(nets)) / draws
+    order = table["fit"].sort_values(ascending=False, kind="stable").index
+    table, sample = table.loc[order], sample[:, [nets.index.get_loc(k) for k in order]]
+    table["in_set"] = _set(table["p_best"])
+    gap_sd = float(np.std(sample[:, 0] - sample[:, 1])) if len(order) > 1 else math.nan
+    slopes = _slopes(beta[len(seeds):], nets) if form in ("linear", "mixed") else {}
+    return Surface(table, form, math.sqrt(sigma2), math.sqrt(max(tau2, 0.0)), dof, slopes, gap_sd)
+
+
+def _slopes(coef: np.ndarray, nets: pd.DataFrame) -> dict[str, float]:
+    """The linear surface's gradient in the features (along the directions the networks span)."""
+    _, directions = _directions(nets)
+    return dict(zip(FEATURES, map(float, coef[: len(directions)] @ directions)))
+
+
+def _feasible_form(form: str, networks: int, counts: pd.Series) -> str:
+    """The asked form, or the closest one the data can fit: a surface needs more networks than
+    coefficients, and the split into τ² and noise needs some network on two seeds."""
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    if form == "quadratic" and networks < 9:
+        form = "linear"
+    if form in ("linear", "mixed") and networks < len(FEATURES) + 3:
+        form = "means"
+    if form == "mixed" and counts.max() < 2:
+        form = "linear"
+    return form
+
+
+def _designs(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list, form: str) -> tuple[np.ndarray, np.ndarray]:
+    """(observation design, prediction design per network): intercept, seed contrasts, surface terms.
+
+    A prediction averages the seed effects, so fitted scores sit at a typical seed's level.
+    """
+    seed_cols = np.array([[float(s == level) for level in seeds[1:]] for s in obs["seed"]]).reshape(len(obs), -1)
+    terms = _terms(nets, form)
+    rows = terms.loc[obs["key"]].to_numpy()
+    X = np.hstack([np.ones((len(obs), 1)), seed_cols, rows])
+    P = np.hstack([np.ones((len(nets), 1)), np.full((len(nets), len(seeds) - 1), 1 / len(seeds)), terms.to_numpy()])
+    return X, P
+
+
+def _terms(nets: pd.DataFrame, form: str) -> pd.DataFrame:
+    if form == "means":
+        return pd.get_dummies(pd.Series(nets.index, index=nets.index), dtype=float).iloc[:, 1:]
+    z, _ = _directions(nets)
+    if form == "quadratic" and z.shape[1] >= 2:  # curvature along the surface's two main directions
+        z = np.column_stack([z, z[:, 0] ** 2, z[:, 1] ** 2, z[:, 0] * z[:, 1]])
+    return pd.DataFrame(z, index=nets.index)
+
+
+def _directions(nets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(each network's coordinates along the features' independent directions, those directions).
+
+    Equal cost ties depth, width and side together, so the three features span about two
+    directions; a third, thin one (the few percent by which costs differ within the tolerance, or
+    rounding) would let noise bend the fit at the extremes, so directions thinner than
+    MIN_SPREAD of the widest are left out.
+    """
+    x = nets[list(FEATURES)].astype(float).to_numpy()
+    _, sv, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+    keep = vt[sv > MIN_SPREAD * max(sv.max(initial=0.0), 1e-12)]
+    return (x - x.mean(axis=0)) @ keep.T, keep
+
+
+def _estimate(y, X, groups, form, keys) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, int]:
+    """(coefficients, their covariance, noise variance, τ², each network's predicted departure, dof)."""
+    ols = sm.OLS(y, X).fit()
+    dof = int(ols.df_resid)
+    no_u = np.zeros(len(keys))
+    if form != "mixed":
+        sigma2 = float(ols.scale) if dof > 0 else math.nan
+        cov = ols.cov_params() if dof > 0 else np.diag(np.full(X.shape[1], np.inf))
+        return ols.params, _finite(cov), sigma2, 0.0, no_u, dof
+    sd = float(np.std(y)) or 1.0  # the optimiser works on unit scale; scores may be hundredths apart
+    with warnings.catch_warnings():  # a τ² on the boundary (0) is a valid answer, not a failure
+        warnings.simplefilter("ignore")
+        m = MixedLM(y / sd, X, groups=groups).fit(reml=True, method=["powell", "nm"])
+    k = X.shape[1]
+    tau2 = float(np.asarray(m.cov_re)[0, 0]) * sd**2
+    u = np.array([float(np.asarray(m.random_effects.get(g, [0.0]))[0]) for g in keys]) * sd
+    cov = np.asarray(m.cov_params())[:k, :k] * sd**2
+    return np.asarray(m.fe_params) * sd, _finite(cov), float(m.scale) * sd**2, tau2, u, dof
+
+
+def _finite(cov: np.ndarray) -> np.ndarray:
+    """A covariance with no usable information becomes a very wide one, so draws stay finite."""
+    cov = np.asarray(cov, float)
+    return np.where(np.isfinite(cov), cov, 0.0) + np.diag(np.where(np.isfinite(np.diag(cov)), 0.0, 1e6))
+
+
+def _cell_means(obs: pd.DataFrame, keys: pd.Index) -> np.ndarray:
+    """Each network's mean score with the seed effects taken out (a two-way least-squares fit)."""
+    if obs["seed"].nunique() < 2:
+        return obs.groupby("key")["score"].mean().reindex(keys).to_numpy()
+    X, P = _designs(obs, obs.groupby("key", sort=False)[list(FEATURES)].first().reindex(keys), sorted(obs["seed"].unique()), "means")
+    return P @ sm.OLS(obs["score"].to_numpy(float), X).fit().params
+
+
+def _set(p_best: pd.Series) -> np.ndarray:
+    """The fewest networks, most probable first, that hold LEVEL of the probability of being best;
+    the leader (first row) always belongs to it."""
+    order = p_best.sort_values(ascending=False, kind="stable")
+    before = order.cumsum() - order
+    keep = set(order.index[(before < LEVEL) & (order > 0)]) | {p_best.index[0]}
+    return np.array([k in keep for k in p_best.index])
+
+
+def paired_means(obs: pd.DataFrame) -> tuple[pd.Series, float, int]:
+    """(seed-adjusted mean per key, best first; noise standard deviation; its degrees of freedom).
+
+    The two-way fit ``score = mean[key] + seed[s] + noise`` by least squares (statsmodels), for
+    comparisons among a few networks such as twins at φ = 2.
+    """
+    keys = pd.Index(obs["key"].unique())
+    seeds = sorted(obs["seed"].unique())
+    dummies = pd.get_dummies(obs["key"], dtype=float).reindex(columns=keys).to_numpy()
+    seed_cols = np.array([[float(s == level) for level in seeds[1:]] for s in obs["seed"]]).reshape(len(obs), -1)
+    res = sm.OLS(obs["score"].to_numpy(float), np.hstack([dummies, seed_cols])).fit()
+    means = pd.Series(res.params[: len(keys)] + res.params[len(keys):].sum() / len(seeds), index=keys)
+    dof = int(res.df_resid)
+    return means.sort_values(ascending=False, kind="stable"), (math.sqrt(res.scale) if dof > 0 else math.nan), dof
