@@ -207,7 +207,7 @@ def run(
 def print_result(r: search.SearchResult) -> None:
     """The ranking, the winner with its verdict, and its family."""
     p = r.plan
-    out.print(ranking_table(r.ranking, f"Ranking: {p.study_name} (val top-1 after {p.space.proxy.epochs} proxy epochs)",
+    out.print(ranking_table(r.ranking, f"Ranking: {p.study_name} ({p.space.proxy.epochs} proxy epochs, φ = 1)",
                             val_images=len(p.data.val_y)))
     w = r.winner
     out.print(f"winner: α={w.alpha:g} β={w.beta:g} γ={w.gamma:g}  nominal {w.nominal:.2f}×, measured {w.measured_target:.2f}× "
@@ -253,7 +253,7 @@ def show(
     ranked = ranked.head(top) if top else ranked
     config = st.user_attrs["config"]
     epochs, val_images = config.get("proxy", {}).get("epochs", "?"), config.get("data", {}).get("val")
-    title = f"Ranking: {st.study_name} in {storage.redact(url)} (val top-1 after {epochs} proxy epochs, φ = 1)"
+    title = f"Ranking: {st.study_name} ({epochs} proxy epochs, φ = 1; study in {storage.redact(url)})"
     if fmt == "csv":
         sys.stdout.write(ranked.to_csv(index=False))
     elif fmt == "json":

@@ -95,9 +95,10 @@ def expected_ranking(st) -> list[tuple[float, float]]:
 def test_show_table_ranks_both_candidates_with_intervals(capsys, study):
     r = show(capsys, study)
     assert r.code == 0, r.err
-    assert "Ranking: tiny in sqlite:///" in r.out and "val top-1 after 2 proxy epochs" in r.out
-    assert "95% margin of the paired fit" in " ".join(r.out.split())
-    for header in ("proxy acts", "P(best)", "status", "(target)"):
+    assert "Ranking: tiny (2 proxy epochs, φ = 1; study in sqlite:///" in " ".join(r.out.split())
+    assert "95% set = the networks that could be best" in " ".join(r.out.split())
+    assert all(len(line) <= 120 for line in r.out.splitlines() if "┃" in line or "│" in line)  # fits a terminal
+    for header in ("score fit", "P(best)", "status", "(target)"):
         assert header in r.out
     assert "diverged" not in r.out  # failed candidates only with --all
 
@@ -121,7 +122,7 @@ def test_show_json_and_markdown(capsys, study):
     md = show(capsys, study, "--format", "markdown").out
     lines = md.splitlines()
     header = next(line for line in lines if line.startswith("| rank"))
-    assert "proxy acts (M)" in header and "val top-1 % mean ± std" in header
+    assert "score fit ± SE" in header and "95% set" in header and "val top-1 % mean ± std" in header
     assert sum(line.startswith("| 1 |") or line.startswith("| 2 |") for line in lines) == 2
 
 
