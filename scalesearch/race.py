@@ -77,7 +77,7 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
         return todo
 
     if len(in_set) > 1 and (todo := more_seeds([k for k in in_set if len(used[k]) < 2])):
-        return f"a second seed for the {len(in_set)} networks in the 95% set, to separate noise from the surface", todo
+        return f"a second seed for the {len(in_set)} networks in the 95% set", todo
     if todo := _twins_at_phi2(trials, built, [k for k in in_set[:phi2]], used):
         return "φ = 2: the leading network's twins, where they differ", todo
     if len(in_set) > 1:

@@ -8,11 +8,12 @@ all of them estimates each one far better than its own few seeds could. The mode
 
 - ``x_c`` are features of the *built* proxy network (log blocks, log mean channels, log side),
   so twins share one point and the rounding of channels, repeats and side is honoured;
-- ``f`` is linear in them (the form that predicted held-out seeds best: ``benchmarks/surface.py``);
+- ``f`` is linear in them (the form that predicted held-out seeds best: ``benchmarks/surface.py``;
+  a quadratic surface, a Gaussian process and per-network means did worse);
 - ``seed[s]`` is the paired seed's effect (every candidate with seed *s* saw the same data);
-- ``u_c`` is the network's own departure from the surface, a random effect with variance τ²
-  (a mixed model, fitted by statsmodels once some network has two seeds; before that τ² cannot
-  be told from the noise and the surface is taken as it is).
+- ``u_c``, the network's own departure from the surface, is left in the noise by the default
+  "linear" form, which makes every interval wider where the surface fits badly; the "mixed" form
+  estimates it as a random effect with variance τ² (statsmodels) once some network has two seeds.
 
 Every network gets a fitted score (surface + its predicted departure), a standard error, and a
 probability of being best from parametric draws of the fit; the 95% set holds the networks
@@ -93,11 +94,11 @@ class Surface:
         return math.ceil(now * (stats.norm.ppf(LEVEL) * self.gap_sd / gap) ** 2)
 
 
-def fit(obs: pd.DataFrame, form: str = "mixed", draws: int = DRAWS, seed: int = 0) -> Surface:
+def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int = 0) -> Surface:
     """Fit rows of (key, seed, score, *FEATURES) and rank the networks.
 
-    ``form``: "mixed" (linear surface + each network's random departure, the default), "linear"
-    (the surface alone), "quadratic" (a second-order surface in the two main directions of the
+    ``form``: "linear" (the default), "mixed" (linear surface + each network's random departure),
+    "quadratic" (a second-order surface in the two main directions of the
     features) or "means" (each network on its own: the per-candidate statistics this replaced).
     """
     obs = obs.dropna(subset=["score"]).reset_index(drop=True)
