@@ -40,6 +40,7 @@ CACHE_VERSION = 2  # bump when the cached format or the decoding changes
 # Colour images whose median shorter side is at least this are photos: they get
 # random-resized crops on the device; smaller or grey ones keep pad-and-crop.
 PHOTO_SIDE = 128
+MAX_UPSCALE = 4  # beyond this factor from the median native side to the decoded side, decoding warns
 GREY_MODES = {"1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 
 
@@ -301,10 +302,20 @@ def _assemble(folder: Path, classes: list[str], splits: dict[str, _Split], side:
     colour = np.mean([c for s in splits.values() for _, c in s.natives]) if natives.size else 0
     photos = natives.size and np.median(natives) >= PHOTO_SIDE and colour >= 0.5
     decoded = Decoded(arrays, "random-resized-crop" if photos else "pad-crop")
+    median = int(np.median(natives)) if natives.size else 0
     report.note(f"image folder {folder}: decoded {_counts(arrays)} at {side} px in {seconds:.1f} s, "
-                f"{len(skipped)} unreadable skipped; median native side "
-                f"{int(np.median(natives)) if natives.size else 0} px, so {decoded.augment} augmentation")
+                f"{len(skipped)} unreadable skipped; median native side {median} px, so {decoded.augment} augmentation"
+                + _upscale_warning(median, side))
     return decoded
+
+
+def _upscale_warning(native: int, side: int) -> str:
+    """A warning when images are blown up more than MAX_UPSCALE times: the proxies would judge interpolation, not
+    detail (a folder of 1×1 images scores 100% on colour alone)."""
+    if not 0 < native * MAX_UPSCALE < side:
+        return ""
+    return (f"; WARNING: upscaled {side / native:.0f}× to {side} px, so the proxies see interpolated pixels and a "
+            f"high score says nothing about detail; images of at least {-(-side // MAX_UPSCALE)} px would")
 
 
 def _counts(arrays: dict[str, np.ndarray]) -> str:
