@@ -118,13 +118,15 @@ def parse_duration(text: str | float) -> float:
             raise ScaleSearchError(f"time must be a duration such as 10m, 1h or 90s (or none), got {text!r}")
         h, m, sec = (float(g) if g else 0.0 for g in match.groups())
         value = 3600 * h + 60 * m + sec
-    if not math.isfinite(value) or value < 0 or value > MAX_TIME:
-        raise ScaleSearchError(f"time must be between 0 (none) and {MAX_TIME / 86400:g} days, got {text!r}")
+    if not math.isfinite(value) or value > MAX_TIME or (value != 0 and value < MIN_TIME):
+        raise ScaleSearchError(f"time must be none or {MIN_TIME:g} s to {MAX_TIME / 86400:g} days (a run keeps some of "
+                               f"it for writing its results), got {text!r}")
     return value
 
 
-# A week: beyond it a typo (10000h) is likelier than a plan.
+# A week: beyond it a typo (10000h) is likelier than a plan. Under half a minute nothing would train.
 MAX_TIME = 7 * 86400.0
+MIN_TIME = 30.0
 
 
 # --------------------------------------------------------------------- settings
@@ -241,7 +243,7 @@ def _time(value: Any) -> float:
     try:
         return parse_duration(value)
     except ScaleSearchError:
-        raise ValueError(f"a duration such as '10m', '1h' or '90s', or 'none' (at most {MAX_TIME / 86400:g} days)") from None
+        raise ValueError(f"a duration such as '10m', '1h' or '90s' ({MIN_TIME:g} s to {MAX_TIME / 86400:g} days), or 'none'") from None
 
 
 def _budget(value: Any) -> float:
