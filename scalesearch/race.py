@@ -138,7 +138,7 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
     tied = [c for k in in_set for c in built[k]]
     winner, stage, problems = _pick_twin(trials, built[s.leader], s)
     if len(in_set) > 1:
-        problems.append(f"{len(in_set)} networks ({len(tied)} candidates) could be best at 95%")
+        problems.append("more than one network could be best")
     if s.form == "means":
         problems.append("too few networks for a surface: each candidate judged on its own seeds")
     elif math.isnan(s.sigma):
@@ -182,19 +182,19 @@ def boundary(winner: Cand, tied: list[Cand], ranges: dict | None) -> list[str]:
     """Where the winner, or the 95% set, sits on an edge of the space's ranges, and what to extend."""
     if not ranges:
         return []
+    axes = [(i, a, float(ranges[a]["min"]), float(ranges[a]["max"])) for i, a in enumerate(("alpha", "beta", "gamma"))
+            if a in ranges]
+    at_max = [f"{a} = {a}.max {hi:g}" for i, a, lo, hi in axes if math.isclose(winner[i], hi)]
+    at_min = [f"{a} = {a}.min {lo:g}" for i, a, lo, hi in axes if math.isclose(winner[i], lo)]
+    set_max = [a for i, a, lo, hi in axes if not math.isclose(winner[i], hi) and any(math.isclose(c[i], hi) for c in tied)]
     notes = []
-    for i, axis in enumerate(("alpha", "beta", "gamma")):
-        r = ranges.get(axis)
-        if not r:
-            continue
-        lo, hi = float(r["min"]), float(r["max"])
-        if math.isclose(winner[i], hi):
-            notes.append(f"the winner's {axis} is {axis}.max = {hi:g}: the optimum may lie beyond it; extend {axis}.max")
-        elif any(math.isclose(c[i], hi) for c in tied):
-            notes.append(f"the 95% set reaches {axis}.max = {hi:g}; extend {axis}.max")
-        if math.isclose(winner[i], lo):
-            notes.append(f"the winner's {axis} is {axis}.min = {lo:g}: the optimum may lie below it; lower {axis}.min to check")
-    if notes and ranges.get("beta") and math.isclose(winner[1], float(ranges["beta"]["max"])):
+    if at_max or at_min:
+        extend = "; extend " + " and ".join(f"{x.split(' ')[0]}.max" for x in at_max) if at_max else ""
+        notes.append(f"the winner sits on the space's boundary ({', '.join(at_max + at_min)}): the optimum may lie "
+                     f"beyond it{extend}")
+    if set_max:
+        notes.append(f"the 95% set reaches {', '.join(f'{a}.max' for a in set_max)}: extend it to see past the edge")
+    if any(x.startswith("beta") for x in at_max):
         notes.append("short proxies are known to favour width (Bello et al. 2021): check with longer proxy training")
     return notes
 

@@ -118,10 +118,14 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
         sample += u + rng.standard_normal(sample.shape) * np.sqrt(v)
     table = pd.DataFrame({"fit": fitted, "se": se, "seeds": counts.to_numpy(), "mean": _cell_means(obs, nets.index)},
                          index=nets.index)
-    table["p_best"] = np.bincount(sample.argmax(axis=1), minlength=len(nets)) / draws
+    # Without a noise estimate nothing can be excluded: every network stays in the set, with no P(best).
+    informed = dof > 0
+    table["p_best"] = np.bincount(sample.argmax(axis=1), minlength=len(nets)) / draws if informed else np.nan
+    if not informed:
+        table["se"] = np.nan
     order = table["fit"].sort_values(ascending=False, kind="stable").index
     table, sample = table.loc[order], sample[:, [nets.index.get_loc(k) for k in order]]
-    table["in_set"] = _set(table["p_best"])
+    table["in_set"] = _set(table["p_best"]) if informed else True
     gap_sd = float(np.std(sample[:, 0] - sample[:, 1])) if len(order) > 1 else math.nan
     slopes = _slopes(beta[len(seeds):], nets) if form in ("linear", "mixed") else {}
     return Surface(table, form, math.sqrt(sigma2), math.sqrt(max(tau2, 0.0)), dof, slopes, gap_sd)
