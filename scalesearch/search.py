@@ -199,10 +199,10 @@ def execute(options: RunOptions, progress: Progress | None = None, started: floa
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
     worker = Worker(plan, study, device, progress, options.compile, budget)
-    if total > done:
-        seconds = worker.expected_seconds(total - done)
+    if total > done or budget.limited:  # a resume plans its rounds from this host's pace too
         budget.pace_hint = worker.expected_seconds(1) / _mean_macs(plan)
-        progress.note(expected_line(seconds, total - done, device, budget))
+    if total > done:
+        progress.note(expected_line(budget.pace_hint * _mean_macs(plan) * (total - done), total - done, device, budget))
     progress.clock(budget)
     worker.work()
     while queue_next_round(plan, study, progress, budget):
