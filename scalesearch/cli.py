@@ -212,9 +212,9 @@ def print_result(r: search.SearchResult) -> None:
     w = r.winner
     out.print(f"winner: α={w.alpha:g} β={w.beta:g} γ={w.gamma:g}  nominal {w.nominal:.2f}×, measured {w.measured_target:.2f}× "
               f"MACs at {int(w.target_resolution)} px; proxy val top-1 {pct(w.acc_mean)}%", highlight=False)
-    if r.verdict is not None:
-        out.print(verdict_line(r.verdict, len(r.ranking)), highlight=False)
-    out.print(report.constraint_line(r.study.user_attrs["config"]), highlight=False)
+    for line in (verdict_line(r.verdict, len(r.ranking)) if r.verdict else None, report.surface_line(r.surface),
+                 report.constraint_line(r.study.user_attrs["config"])):
+        out.print(line or "", highlight=False, end="\n" if line else "")
     out.print(family_rich(r.family, f"Family of {p.base.name} (φ = 0 … 7, 1000 classes)", official=False))
     out.print(f"wrote {r.folder}/trials.csv, ranking.csv, coefficients.json", highlight=False)
 

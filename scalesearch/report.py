@@ -65,9 +65,9 @@ def ranking_caption(ranked, val_images: int | None = None) -> str:
         se = 100 * results.val_standard_error(best, val_images)  # at the leader's score, in points
         # 1.96·√2·se: the 95% margin of the gap between two scores that each carry this error
         ties = (f"{ONE_SEED}; scoring on {val_images:,} val images alone gives each val top-1 a standard error of "
-                f"{se:.1f} points, so gaps under {1.96 * math.sqrt(2) * se:.1f} points may be noise (use --seeds 3)")
+                f"{se:.1f} points, so gaps under {1.96 * math.sqrt(2) * se:.1f} points may be noise (more --time or --seeds gives more seeds)")
     else:
-        ties = f"{ONE_SEED}, differences may be noise (use --seeds 3)"
+        ties = f"{ONE_SEED}, differences may be noise (more --time or --seeds gives more seeds)"
     return (f"{ties}; cost × = built network's multiply-adds (or the constraint's measure) / the base's; proxy = the "
             "network as trained (data's classes and channels, proxy width and side); --format csv gives every column")
 
@@ -115,6 +115,16 @@ def verdict_line(v, candidates: int) -> str:
     edge = "".join(f"; {b}" for b in getattr(v, "boundary", []))
     return (f"verdict: {v.words}: P(best) {p}; 95% set {v.networks} network(s), {len(v.tied)} of {candidates} "
             f"candidates; {v.reason}{edge}")
+
+
+def surface_line(fit) -> str | None:
+    """Which way the fitted surface tilts: the score's change per doubling of the built network's depth, width, side."""
+    if fit is None or not fit.slopes:
+        return None
+    names = {"log_depth": "depth (blocks)", "log_width": "width (channels)", "log_side": "side (px)"}
+    tilt = ", ".join(f"{math.log(2) * v:+.4f} per doubling of {names[k]}" for k, v in fit.slopes.items())
+    noise = "" if math.isnan(fit.sigma) else f"; one run's noise {fit.sigma:.4f}"
+    return f"surface ({fit.form}, score = −val loss in nats): {tilt}{noise}"
 
 
 def markdown_ranking(ranked, title: str, val_images: int | None = None) -> str:

@@ -62,6 +62,11 @@ class SearchResult:
         return self.ranking.iloc[0]
 
     @property
+    def surface(self):
+        """The score surface fitted to the φ = 1 trials (:class:`scalesearch.surface.Surface`), or None."""
+        return race.fit(self.trials)
+
+    @property
     def family(self) -> pd.DataFrame:
         """The winner's members φ = 0 … 7: multipliers, side, params, MACs and activations (1000 classes)."""
         w = self.winner
