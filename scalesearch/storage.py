@@ -88,7 +88,7 @@ def _journal(url: str, mode: str) -> optuna.storages.BaseStorage:
             raise ValueError("no log line")
         return storage
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
-        raise ScaleSearchError(f"storage {redact(url)}: not an Optuna journal file ({type(exc).__name__})") from None
+        raise ScaleSearchError(f"storage {redact(url)}: not an Optuna journal file (a line is not a journal entry)") from None
     except OSError as exc:
         raise ScaleSearchError(f"storage {redact(url)}: {exc.strerror or exc}") from None
 
