@@ -118,13 +118,13 @@ def verdict_line(v, candidates: int) -> str:
 
 
 def surface_line(fit) -> str | None:
-    """Which way the fitted surface tilts: the score's change per doubling of the built network's depth, width, side."""
-    if fit is None or not fit.slopes:
+    """How much the fitted surface separates the networks, beside one run's noise: the signal the answer rests on."""
+    if fit is None or fit.form == "means":
         return None
-    names = {"log_depth": "depth (blocks)", "log_width": "width (channels)", "log_side": "side (px)"}
-    tilt = ", ".join(f"{math.log(2) * v:+.4f} per doubling of {names[k]}" for k, v in fit.slopes.items())
-    noise = "" if math.isnan(fit.sigma) else f"; one run's noise {fit.sigma:.4f}"
-    return f"surface ({fit.form}, score = −val loss in nats): {tilt}{noise}"
+    spread = fit.table["fit"].max() - fit.table["fit"].min()
+    noise = "no noise estimate" if math.isnan(fit.sigma) else f"one run's noise {fit.sigma:.4f}"
+    return (f"surface ({fit.form} in the built networks' log depth, width and side): fitted scores span {spread:.4f} "
+            f"nats from the best network to the worst; {noise}")
 
 
 def markdown_ranking(ranked, title: str, val_images: int | None = None) -> str:
