@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 import pandas as pd
 
 from .arch import PRESETS, BaseNetwork, load_base, scale
@@ -176,6 +175,8 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
 
     NaN when either side is all ties (or fewer than two items): τ is undefined there.
     """
+    from scipy import stats  # loaded on use, as in scalesearch.surface
+
     if len(x) < 2:
         return math.nan
     with warnings.catch_warnings():  # scipy warns on constant input, where τ is NaN, as we report

@@ -212,6 +212,10 @@ def execute(options: RunOptions, progress: Progress | None = None, started: floa
     worker.work()
     while queue_next_round(plan, study, progress, budget):
         worker.work()
+    if budget.spent_out and not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        raise ScaleSearchError(f"the time budget ({budget.seconds / 60:g} min) was spent before any candidate trained "
+                               f"({budget.elapsed() / 60:.1f} min went to preparing the run); give more --time: the same "
+                               "command resumes, and a latency measurement is cached")
     if budget.spent_out:
         waiting = sum(1 for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.WAITING)
         progress.note(f"time budget spent after {budget.elapsed() / 60:.1f} min" + (

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from scipy import stats
-from statsmodels.regression.mixed_linear_model import MixedLM
+
+# statsmodels and scipy.stats load when a fit needs them: they add seconds to every command's start,
+# and a mistyped option should be refused at once.
 
 FEATURES = ("log_depth", "log_width", "log_side")
 FORMS = ("means", "linear", "quadratic", "mixed")
@@ -54,6 +54,8 @@ DRAWS = 4000
 
 def t_quantile(dof: float, level: float = LEVEL) -> float:
     """Two-sided Student-t quantile (the normal one without degrees of freedom)."""
+    from scipy import stats
+
     q = 0.5 + level / 2
     return float(stats.t.ppf(q, dof)) if dof and math.isfinite(dof) else float(stats.norm.ppf(q))
 
@@ -85,6 +87,8 @@ class Surface:
     def seeds_to_resolve(self) -> float | None:
         """Seeds per network at which the leader's lead over the runner-up would clear the one-sided 95%
         bound, if its standard error shrinks as one over the root of the seeds (None with one network)."""
+        from scipy import stats
+
         if len(self.table) < 2 or not self.gap_sd > 0:
             return None
         gap = self.table["fit"].iloc[0] - self.table["fit"].iloc[1]
@@ -189,6 +193,9 @@ def _directions(nets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _estimate(y, X, groups, form, keys) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, int]:
     """(coefficients, their covariance, noise variance, τ², each network's predicted departure, dof)."""
+    import statsmodels.api as sm
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
     ols = sm.OLS(y, X).fit()
     dof = int(ols.df_resid)
     no_u = np.zeros(len(keys))
@@ -215,6 +222,8 @@ def _finite(cov: np.ndarray) -> np.ndarray:
 
 def _cell_means(obs: pd.DataFrame, keys: pd.Index) -> np.ndarray:
     """Each network's mean score with the seed effects taken out (a two-way least-squares fit)."""
+    import statsmodels.api as sm
+
     if obs["seed"].nunique() < 2:
         return obs.groupby("key")["score"].mean().reindex(keys).to_numpy()
     X, P = _designs(obs, obs.groupby("key", sort=False)[list(FEATURES)].first().reindex(keys), sorted(obs["seed"].unique()), "means")
@@ -236,6 +245,8 @@ def paired_means(obs: pd.DataFrame) -> tuple[pd.Series, float, int]:
     The two-way fit ``score = mean[key] + seed[s] + noise`` by least squares (statsmodels), for
     comparisons among a few networks such as twins at φ = 2.
     """
+    import statsmodels.api as sm
+
     keys = pd.Index(obs["key"].unique())
     seeds = sorted(obs["seed"].unique())
     dummies = pd.get_dummies(obs["key"], dtype=float).reindex(columns=keys).to_numpy()
