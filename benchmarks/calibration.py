@@ -26,7 +26,9 @@ from scipy import stats
 
 import optuna
 
-from scalesearch import race, results, search
+from scalesearch.stats import _race as race
+from scalesearch.results import _ranking as results
+from scalesearch import search
 from scalesearch.space import load_space
 
 from .common import console, machine_line, section, table

@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 import torch
 from rich.console import Console
 
-from scalesearch.latency import cpu_model
-from scalesearch.proxy import usable_cores
+from scalesearch.arch._latency import cpu_model
+from scalesearch.device import usable_cores
 
 console = Console(stderr=True, log_path=False)  # progress goes to stderr; stdout carries only the markdown
 

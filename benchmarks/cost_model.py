@@ -8,7 +8,7 @@ from __future__ import annotations
 import fvcore.nn  # noqa: F401  imported up front so fvcore's first timing leaves its import out
 
 from scalesearch.arch import load_base, scale
-from scalesearch.cost import fvcore_count, network_cost
+from scalesearch.arch import fvcore_count, network_cost
 
 from .common import best_of, console, section, table
 
@@ -30,5 +30,5 @@ def run(quick: bool = False, device: str = "cpu") -> str:
     headers = ["network", "resolution (px)", "analytic (ms)", "fvcore (s)", "speed-up (×)",
                "analytic conv+linear (GMACs)", "fvcore conv+linear (GMACs)", "identical"]
     note = (f"Best of {analytic_repeats} analytic and {fvcore_repeats} fvcore runs; fvcore's time includes "
-            "building the module (`scalesearch.cost.fvcore_count`). Goal: ≥ 1000× faster with identical counts.")
+            "building the module (`scalesearch.arch.fvcore_count`). Goal: ≥ 1000× faster with identical counts.")
     return section("Cost model vs fvcore", "cpu", table(headers, rows), note)

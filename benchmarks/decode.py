@@ -45,7 +45,7 @@ def make_folder(root: Path, images: int, seed: int = 0) -> Path:
 def measure(root: str, train: int, val: int, cache: str) -> dict[str, float]:
     """In a fresh process: decode (cold cache), then load from the cache; times and peak RSS."""
     os.environ["XDG_CACHE_HOME"] = cache
-    from scalesearch import folder
+    from scalesearch.data import _folder as folder
     from scalesearch.data import load_data
 
     before = peak_rss_mb()

@@ -14,9 +14,10 @@ from dataclasses import astuple
 
 import optuna
 
-from scalesearch import record, search
-from scalesearch.plan import Plan
-from scalesearch.progress import Progress
+from scalesearch.search import _queue as queue
+from scalesearch import search
+from scalesearch.search import Plan
+from scalesearch.search import Progress
 from scalesearch.results import ranking, trials_frame
 
 from .common import console, section, table
@@ -48,7 +49,7 @@ def search_once(pruner: str, quick: bool, device: str, epochs: int | None) -> di
         start = time.perf_counter()
         plan, study = search.execute(options, LogProgress(pruner))
         wall = time.perf_counter() - start
-        trials = [t for t in study.get_trials(deepcopy=False) if record.candidate(t) and not t.user_attrs.get("unqueued")]
+        trials = [t for t in study.get_trials(deepcopy=False) if queue.candidate(t) and not t.user_attrs.get("unqueued")]
         trained = [t for t in trials if "shared_from" not in t.user_attrs]
         epochs = sum(len(t.user_attrs.get("val_acc") or []) for t in trained)
         images = len(plan.data.train_y)
@@ -78,7 +79,7 @@ def ceiling(trials: list, trained: list, top3: list, epochs: int, images: int) -
     def curve(t) -> list[float]:
         return t.user_attrs.get("val_acc") or []
 
-    curves = {astuple(record.candidate(t)): curve(t) for t in trials}
+    curves = {astuple(queue.candidate(t)): curve(t) for t in trials}
     if len(top3) < 3 or any(len(curves[k]) < epochs for k in top3):
         return None
     floor = [min(curves[k][e] for k in top3) for e in range(epochs - 1)]

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from scalesearch import folder, proxy
+from scalesearch.data import _folder as folder
+from scalesearch.proxy import _train as proxy
 from scalesearch.arch import load_base, scale
 from scalesearch.data import DeviceData, load_data
 from scalesearch.space import ProxySettings

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import time
 
-from scalesearch import latency
+from scalesearch.arch import _latency as latency
 from scalesearch.arch import load_base
-from scalesearch.candidates import assess, grid, within, within_tolerance
-from scalesearch.latency import Meter
-from scalesearch.latency_budget import measure_grid
+from scalesearch.space import assess, grid, within
+from scalesearch.space._candidates import within_tolerance
+from scalesearch.arch import Meter
+from scalesearch.space import measure_grid
 from scalesearch.space import load_space
 
 from .common import console, section, table

@@ -10,7 +10,7 @@ import torch
 
 from scalesearch.arch import load_base, scale
 from scalesearch.data import DeviceData, load_data
-from scalesearch.proxy import sync
+from scalesearch.device import sync
 from scalesearch.space import ProxySettings
 
 from .common import best_of, console, isolated, section, table

@@ -25,7 +25,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from scalesearch.storage import open_storage
+from scalesearch.search import open_storage
 
 from .common import console, section, table
 

@@ -20,8 +20,10 @@ import time
 from itertools import combinations
 from pathlib import Path
 
-from scalesearch import race, results, search
-from scalesearch.extrapolate import kendall_tau
+from scalesearch.stats import _race as race
+from scalesearch.results import _ranking as results
+from scalesearch import search
+from scalesearch.results._extrapolate import kendall_tau
 from scalesearch.space import load_space
 
 from .common import console, section, table

@@ -1,6 +1,6 @@
 """Optuna's bookkeeping per trial on each storage (issue #5): what a worker pays besides training.
 
-One trial here is what :class:`scalesearch.worker.Worker` does around a candidate, with
+One trial here is what :class:`scalesearch.search.Worker` does around a candidate, with
 a no-op objective: enqueue it with its candidate attributes, then `study.optimize`
 pops it (stale-trial check, ask, heartbeat thread), sets ATTRS user attributes,
 reports EPOCHS values and tells the result. One process, no contention: a lower bound.
@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import optuna
 
-from scalesearch import record
-from scalesearch.candidates import Candidate
-from scalesearch.storage import open_storage
+from scalesearch.search import _queue as queue
+from scalesearch.space import Candidate
+from scalesearch.search import open_storage
 
 from .common import console, section, table
 
@@ -63,7 +63,7 @@ def per_trial_ms(url: str, trials: int) -> tuple[float, float]:
     study = optuna.create_study(study_name=f"bench-{secrets.token_hex(4)}", storage=open_storage(url), direction="maximize")
     start = time.perf_counter()
     for i in range(trials):
-        record.enqueue(study, Candidate(1.0 + i, 1.0, 1.0), seed=0, phi=1)
+        queue.enqueue_one(study, Candidate(1.0 + i, 1.0, 1.0), seed=0, phi=1)
     enqueue = time.perf_counter() - start
 
     def objective(trial: optuna.Trial) -> float:

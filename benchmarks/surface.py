@@ -2,7 +2,7 @@
 
 The default search's every network is trained on SEEDS paired seeds (no racing, no time budget).
 Then, for each held-out seed and each way of fitting the others (all other seeds, or one other
-seed, as a run's first round has), every model form of :mod:`scalesearch.surface` (and a Gaussian
+seed, as a run's first round has), every model form of :mod:`scalesearch.stats` (and a Gaussian
 process from scikit-learn) predicts the held-out seed's scores. Scores are compared after taking out
 the held-out seed's mean (a seed moves every network alike): mean squared error, and Kendall's τ-b
 between predicted and observed. Lower error is better; the floor is the held-out seed's own noise.
@@ -27,7 +27,10 @@ from scipy import stats
 
 import optuna
 
-from scalesearch import race, results, search, surface
+from scalesearch.stats import _race as race
+from scalesearch.results import _ranking as results
+from scalesearch import search
+from scalesearch.stats import _surface as surface
 from scalesearch.space import load_space
 
 from .common import console, section, table

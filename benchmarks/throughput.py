@@ -13,11 +13,11 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from scalesearch import proxy
+from scalesearch.proxy import _train as proxy
 from scalesearch.arch import NetworkSpec, load_base, scale
 from scalesearch.data import DeviceData, load_data
-from scalesearch.model import build, zero_init
-from scalesearch.candidates import Candidate, assess, candidate_spec
+from scalesearch.arch import build, zero_init
+from scalesearch.space import Candidate, assess, candidate_spec
 from scalesearch.space import ProxySettings
 
 from .common import console, isolated, peak_rss_mb, section, table
@@ -26,7 +26,7 @@ THREADS = 2  # the CPU figures are for this many threads, whatever the machine h
 CANDIDATE = Candidate(1.2, 1.1, 1.15)  # the paper's B1 step: 2× nominal (α·β²·γ² = 1.92)
 TIMM_MISSING = "timm not installed"
 # B0's smallest side in the tables (then 2× and 4× on the CPU). Not ProxySettings().resolution: that is
-# "auto" since the proxy's side is chosen per grid (scalesearch.fidelity).
+# "auto" since the proxy's side is chosen per grid (scalesearch.space).
 SIDE = 32
 
 

@@ -1,13 +1,13 @@
 """scalesearch: EfficientNet-style compound scaling search.
 
-The pipeline, one module per stage: :mod:`~scalesearch.arch` (base network as data,
-scaling) → :mod:`~scalesearch.cost` (analytic MACs / params / activations) →
-:mod:`~scalesearch.space` (the search-space file) → :mod:`~scalesearch.candidates`
-(each candidate's network and cost, the feasible grid) → :mod:`~scalesearch.data` →
-:mod:`~scalesearch.proxy` (short training runs) → :mod:`~scalesearch.search` (the
-Optuna driver) → :mod:`~scalesearch.results` and :mod:`~scalesearch.race` (ranking and
-verdict) → :mod:`~scalesearch.family` → :mod:`~scalesearch.export`. The CLI
-(:mod:`~scalesearch.cli`) only parses and prints.
+The pipeline, one subpackage per stage: :mod:`~scalesearch.arch` (base network as block
+strings, the pure ``scale()``, the builder, analytic cost and latency) → :mod:`~scalesearch.space`
+(the search-space file, candidates, the grid within budget, the proxy's fidelity) →
+:mod:`~scalesearch.data` → :mod:`~scalesearch.proxy` (short training runs) →
+:mod:`~scalesearch.search` (plan, Optuna study, queue, workers, the driver) →
+:mod:`~scalesearch.stats` (score surface, race) → :mod:`~scalesearch.results` (ranking,
+report, family, extrapolation, export). The CLI (:mod:`~scalesearch.cli`) only parses and prints.
+Each stage imports only the ones before it.
 
 The whole job from Python::
 
@@ -17,18 +17,16 @@ The whole job from Python::
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .arch import BaseNetwork, NetworkSpec, load_base, scale  # noqa: E402
-from .cost import Cost, fvcore_count, network_cost  # noqa: E402
-from .errors import ScaleSearchError  # noqa: E402
+from ._version import __version__
+from .arch import BaseNetwork, Cost, NetworkSpec, fvcore_count, load_base, network_cost, scale
+from .errors import ScaleSearchError
 
 # Loaded on first use: these pull in torch, optuna or pandas, which `import scalesearch` should not pay for.
 _LAZY = {
-    "build": "model", "Family": "family", "load_family": "family", "family_table": "family",
-    "run": "search", "SearchResult": "search", "RunOptions": "plan",
-    "SearchSpace": "space", "load_space": "space", "Candidate": "candidates", "assess": "candidates",
-    "feasible_grid": "candidates", "Progress": "progress", "RichProgress": "progress", "load_data": "data",
+    "build": "arch", "Family": "results", "load_family": "results", "family_table": "results",
+    "run": "search", "SearchResult": "search", "RunOptions": "search",
+    "SearchSpace": "space", "load_space": "space", "Candidate": "space", "assess": "space",
+    "feasible_grid": "space", "Progress": "search", "RichProgress": "search", "load_data": "data",
 }
 
 __all__ = ["BaseNetwork", "Cost", "NetworkSpec", "ScaleSearchError", "load_base", "fvcore_count", "network_cost", "scale",

@@ -20,12 +20,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import arch, cost, export, extrapolate, family, latency_budget, plan as plans, pool, race, report, results, search, storage
-from .validate import inputs
+from . import arch, results, search, stats
 from . import space as space_mod
 from .errors import ScaleSearchError
-from .progress import Progress, RichProgress
-from .report import RANKING_HEADERS, markdown_ranking, mega, pct, ranking_caption, ranking_cells, verdict_line
+from .results import RANKING_HEADERS, markdown_ranking, mega, pct, ranking_caption, ranking_cells, verdict_line
+from .search import Progress, RichProgress, inputs
 
 try:  # typer >= 0.16 vendors click
     from typer._click.exceptions import ClickException
@@ -38,7 +37,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 out = Console(width=None if sys.stdout.isatty() else 180)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 PAPER = (1.2, 1.1, 1.15)
-STORAGE_OPT = typer.Option(None, "--storage", envvar=storage.ENV,
+STORAGE_OPT = typer.Option(None, "--storage", envvar=search.STORAGE_ENV,
                            help="Optuna storage URL; SCALESEARCH_STORAGE keeps a password off the command line.")
 RESULTS_OPT = typer.Option("results", help="Where results/<study>/ lives.")
 STUDY_OPT = typer.Option(None, help="Study name in --storage.")
@@ -76,15 +75,15 @@ def interruptible(progress: Progress, what: str, quiet: bool = False) -> Iterato
 
 
 def network_table(spec: arch.NetworkSpec, base_macs: int, num_classes: int, in_channels: int, verify: bool) -> Table:
-    total = cost.network_cost(spec, num_classes=num_classes, in_channels=in_channels)
+    total = arch.network_cost(spec, num_classes=num_classes, in_channels=in_channels)
     title = (f"{spec.name}  width ×{spec.width_mult:.3f}  depth ×{spec.depth_mult:.3f}  {spec.resolution} px  "
              f"{mega(total.params)} M params  {total.macs / 1e9:.3f} GMACs  {mega(total.acts)} M activations  "
              f"{total.macs / base_macs:.2f}× base MACs")
     if verify:
-        m = cost.fvcore_count(spec, num_classes=num_classes, in_channels=in_channels)
+        m = arch.fvcore_count(spec, num_classes=num_classes, in_channels=in_channels)
         title += (f"\nfvcore: conv+linear {m['conv_linear_macs'] / 1e9:.3f} GMACs, total with BatchNorm and pooling "
                   f"{m['total_macs'] / 1e9:.3f} GMACs, {mega(m['params'])} M params")
-    costs = cost.stage_costs(spec, num_classes=num_classes, in_channels=in_channels)
+    costs = arch.stage_costs(spec, num_classes=num_classes, in_channels=in_channels)
     layers = [("stem", 3, 2, "", 1, spec.stem)] + [(f"stage{n}", s.kernel, s.stride, s.expand, s.repeats, s.out_ch)
                                                     for n, s in enumerate(spec.stages, 1)]
     layers += [("head", 1, 1, "", 1, spec.head), ("classifier", 1, 1, "", 1, num_classes)]
@@ -116,14 +115,14 @@ def info(
         fail("give either --phi or --width/--depth/--resolution, not both")
     if coefficients and (width or depth or resolution):
         fail("--coefficients goes with --phi, not with --width/--depth/--resolution")
-    fam = family.load_family(coefficients) if coefficients else None
+    fam = results.load_family(coefficients) if coefficients else None
     b = fam.base if fam else arch.load_base(base)
     base_spec = arch.scale(b)
-    base_macs = cost.network_cost(base_spec, num_classes=num_classes, in_channels=in_channels).macs
+    base_macs = arch.network_cost(base_spec, num_classes=num_classes, in_channels=in_channels).macs
     if fam:
-        specs = [fam.spec(p) for p in family.parse_phis(phi or "1")]
+        specs = [fam.spec(p) for p in results.parse_phis(phi or "1")]
     elif phi is not None:
-        specs = [family.member(b, alpha, beta, gamma, p) for p in family.parse_phis(phi)]
+        specs = [results.member(b, alpha, beta, gamma, p) for p in results.parse_phis(phi)]
     else:
         specs = [arch.scale(b, width or 1.0, depth or 1.0, resolution)]
     for spec in specs:
@@ -134,7 +133,7 @@ def info(
 def bases() -> None:
     """The known base networks and presets."""
     rows = [[name, f"{b.width:g}", f"{b.depth:g}", str(b.resolution), mega(c.params), f"{c.macs / 1e9:.3f}"]
-            for name in arch.known_bases() for b in [arch.load_base(name)] for c in [cost.network_cost(arch.scale(b))]]
+            for name in arch.known_bases() for b in [arch.load_base(name)] for c in [arch.network_cost(arch.scale(b))]]
     out.print(table("Bases (use with --base NAME, or --base path/to/net.toml)",
                     ("name", "width ×", "depth ×", "resolution (px)", "params (M)", "GMACs"), rows, left=("name",),
                     caption=f"b0 … l2 are B0 scaled by the official multipliers; the others are files in {arch.BASES_DIR}"))
@@ -183,7 +182,7 @@ def run(
     data: str = typer.Option("embedded", help="embedded, fashion-mnist-full[:DIR], cifar10:PATH, synthetic[:N] or an image folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     study: Optional[str] = typer.Option(None, help="Study name (default from base, budget, space, constraint, data)."),
-    storage_url: Optional[str] = typer.Option(None, "--storage", envvar=storage.ENV, help="Optuna storage URL (default sqlite in "
+    storage_url: Optional[str] = typer.Option(None, "--storage", envvar=search.STORAGE_ENV, help="Optuna storage URL (default sqlite in "
                                               "results/<study>/); SCALESEARCH_STORAGE keeps a password off the command line."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ goes."),
     workers: int = typer.Option(1, help="Worker processes on this machine, sharing the cores (see also scalesearch worker)."),
@@ -212,8 +211,8 @@ def print_result(r: search.SearchResult) -> None:
     w = r.winner
     out.print(f"winner: α={w.alpha:g} β={w.beta:g} γ={w.gamma:g}  nominal {w.nominal:.2f}×, measured {w.measured_target:.2f}× "
               f"MACs at {int(w.target_resolution)} px; proxy val top-1 {pct(w.acc_mean)}%", highlight=False)
-    for line in (verdict_line(r.verdict, len(r.ranking)) if r.verdict else None, report.surface_line(r.surface),
-                 report.constraint_line(r.study.user_attrs["config"])):
+    for line in (verdict_line(r.verdict, len(r.ranking)) if r.verdict else None, results.surface_line(r.surface),
+                 results.constraint_line(r.study.user_attrs["config"])):
         out.print(line or "", highlight=False, end="\n" if line else "")
     out.print(family_rich(r.family, f"Family of {p.base.name} (φ = 0 … 7, 1000 classes)", official=False))
     out.print(f"wrote {r.folder}/trials.csv, ranking.csv, coefficients.json", highlight=False)
@@ -246,22 +245,22 @@ def show(
     """The ranked candidates of a study: cost, val top-1 over seeds with 95% intervals and ties, best epoch, state."""
     if fmt not in SHOW_FORMATS:
         fail(f"--format must be one of {', '.join(SHOW_FORMATS)}, got {fmt!r}")
-    st, url = plans.load_recorded(storage_url, chosen(name, study), results_dir)
+    st, url = search.load_recorded(storage_url, chosen(name, study), results_dir)
     trials = results.trials_frame(st)
     ranked = results.sort_ranking(results.ranking(trials, include_all=show_all), sort)
-    v, candidates = race.verdict(trials), int((ranked["seeds"] > 0).sum()) if len(ranked) else 0
+    v, candidates = stats.verdict(trials), int((ranked["seeds"] > 0).sum()) if len(ranked) else 0
     ranked = ranked.head(top) if top else ranked
     config = st.user_attrs["config"]
     epochs, val_images = config.get("proxy", {}).get("epochs", "?"), config.get("data", {}).get("val")
-    title = f"Ranking: {st.study_name} ({epochs} proxy epochs, φ = 1; study in {storage.redact(url)})"
+    title = f"Ranking: {st.study_name} ({epochs} proxy epochs, φ = 1; study in {search.redact(url)})"
     if fmt == "csv":
         sys.stdout.write(ranked.to_csv(index=False))
     elif fmt == "json":
-        doc = report.ranking_document(st.study_name, storage.redact(url), epochs, val_images, ranked,
-                                      export.verdict_document(st), report.constraint_summary(config))
+        doc = results.ranking_document(st.study_name, search.redact(url), epochs, val_images, ranked,
+                                      results.verdict_document(st), results.constraint_summary(config))
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
-        lines = ([verdict_line(v, candidates)] if v else []) + [report.constraint_line(config)]
+        lines = ([verdict_line(v, candidates)] if v else []) + [results.constraint_line(config)]
         if fmt == "markdown":
             sys.stdout.write(markdown_ranking(ranked, title, val_images) + "".join(f"\n{line}\n" for line in lines))
         else:
@@ -284,11 +283,11 @@ def export_command(
 
     scalesearch.load_family(FILE).build(phi=3, num_classes=N) reads the json, yaml and toml files back.
     """
-    fmt = export.choose_format(fmt, output)
-    st, _ = plans.load_recorded(storage_url, chosen(name, study), results_dir)
-    doc, path = export.export_study(st, fmt, output, results_dir)
+    fmt = results.choose_format(fmt, output)
+    st, _ = search.load_recorded(storage_url, chosen(name, study), results_dir)
+    doc, path = results.export_study(st, fmt, output, results_dir)
     if path is None:
-        sys.stdout.write(export.render(doc, fmt))
+        sys.stdout.write(results.render(doc, fmt))
         return
     out.print(f"wrote {path}: α={doc['alpha']:g} β={doc['beta']:g} γ={doc['gamma']:g} on {doc['base']['name']}, "
               f"family φ = 0 … 7 ({fmt})", highlight=False)
@@ -298,19 +297,19 @@ def export_command(
 @inputs
 def worker(
     study: str = typer.Option(..., help="Name of a study started by scalesearch run."),
-    storage_url: str = typer.Option(..., "--storage", envvar=storage.ENV, show_envvar=True,
+    storage_url: str = typer.Option(..., "--storage", envvar=search.STORAGE_ENV, show_envvar=True,
                                     help="Optuna storage URL of the study; SCALESEARCH_STORAGE keeps a password off the command line."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, hidden=True, help="No progress output (workers started by run --workers)."),
     compile_step: bool = COMPILE_OPT,
 ) -> None:
     """Join a study started by scalesearch run (another machine, GPU or process) and train its queued candidates."""
-    pool.die_with_parent()  # started by run --workers: not to outlive it
+    search.die_with_parent()  # started by run --workers: not to outlive it
     progress = Progress() if quiet else RichProgress()
     with interruptible(progress, "the current candidate is back in the queue", quiet):
         done, total = search.join(study, storage_url, device, progress, compile_step)
     if not quiet:
-        err.print(f"worker done: {done} of {total} trials of study {study} in {storage.redact(storage_url)} done; "
+        err.print(f"worker done: {done} of {total} trials of study {study} in {search.redact(storage_url)} done; "
                   f"see the ranking with scalesearch show --storage URL --study {study}", highlight=False)
 
 
@@ -340,7 +339,7 @@ def family_rich(fam, title: str, official: bool) -> Table:
 
 def print_scaling_fit(st: optuna.Study, base: arch.BaseNetwork, trials, w, phis: list[float]) -> None:
     """The proxy-space fit of val top-1 against log10(proxy MACs) through the winner's own runs."""
-    fit = extrapolate.proxy_fit(st.user_attrs["config"], base, trials, w, phis)
+    fit = results.proxy_fit(st.user_attrs["config"], base, trials, w, phis)
     for line in fit.lines:
         out.print(line, highlight=False)
     if fit.prediction is None:
@@ -376,7 +375,7 @@ def extrapolate_command(
 
     Resolution is base resolution × γ^φ rounded to a multiple of 4 px, as the official B0 … B7 sides are.
     """
-    phis = family.parse_phis(phi)
+    phis = results.parse_phis(phi)
     if fmt not in ("table", "csv"):
         fail(f"--format must be table or csv, got {fmt!r}")
     given = [v for v in (alpha, beta, gamma) if v is not None]
@@ -384,29 +383,29 @@ def extrapolate_command(
     if given:
         if len(given) < 3:
             fail("give all three of --alpha, --beta and --gamma")
-        if name or study or (storage_url and storage_url != os.environ.get(storage.ENV)):  # the variable is no choice
+        if name or study or (storage_url and storage_url != os.environ.get(search.STORAGE_ENV)):  # the variable is no choice
             fail("give either a study or --alpha/--beta/--gamma, not both")
         b = arch.load_base(base or "b0")
     else:
         if base:
             fail("--base goes with --alpha/--beta/--gamma; a study brings its own base")
-        st, _ = plans.load_recorded(storage_url, chosen(name, study), results_dir)
+        st, _ = search.load_recorded(storage_url, chosen(name, study), results_dir)
         trials, w = results.study_winner(st)
-        alpha, beta, gamma, b = float(w.alpha), float(w.beta), float(w.gamma), export.study_base(st)
-        for note in extrapolate.boundary_warnings(st, trials):
+        alpha, beta, gamma, b = float(w.alpha), float(w.beta), float(w.gamma), results.study_base(st)
+        for note in results.boundary_warnings(st, trials):
             err.print(f"warning: {note}", highlight=False)
-    fam = family.family_table(b, alpha, beta, gamma, phis)
+    fam = results.family_table(b, alpha, beta, gamma, phis)
     if compare_official:
-        fam = extrapolate.with_official(fam)
+        fam = results.with_official(fam)
     if latency:
-        fam, note = latency_budget.with_family_latency(fam, b, alpha, beta, gamma, latency_device, latency_batch, results_dir,
+        fam, note = search.with_family_latency(fam, b, alpha, beta, gamma, latency_device, latency_batch, results_dir,
                                                        lambda line: err.print(line, highlight=False))
         err.print(note, highlight=False)
     if fmt == "csv":
         sys.stdout.write(fam.to_csv(index=False))
         return
     title = (f"Family of {b.name}: α={alpha:g} β={beta:g} γ={gamma:g}; side = {b.resolution} px × γ^φ rounded to a "
-             f"multiple of {family.RESOLUTION_MULTIPLE} px; built networks at 1000 classes, 3 channels")
+             f"multiple of {results.RESOLUTION_MULTIPLE} px; built networks at 1000 classes, 3 channels")
     out.print(family_rich(fam, title, compare_official))
     if st is not None:
         print_scaling_fit(st, b, trials, w, phis)
@@ -427,9 +426,9 @@ def verify_command(
 ) -> None:
     """Transfer check: train the top K again at φ = 2 and compare the rankings (Kendall τ-b, winner held?)."""
     phi = int(phi) if float(phi).is_integer() else phi
-    plan, st = plans.load(storage_url, chosen(name, study), results_dir)
+    plan, st = search.load(storage_url, chosen(name, study), results_dir)
     trials, _ = results.study_winner(st)
-    candidates = extrapolate.top_candidates(trials, top)
+    candidates = results.top_candidates(trials, top)
     if len(candidates) < top:
         err.print(f"only {len(candidates)} complete candidate(s) in the study; verifying all of them", highlight=False)
     progress = RichProgress()
@@ -437,7 +436,7 @@ def verify_command(
         search.verify(plan, st, candidates, phi=phi, device=device, progress=progress, base_run=base_run,
                       compile=compile_step)
     trials, _ = results.write_tables(st, plan.results_dir)
-    check = extrapolate.transfer_check(trials, candidates, phi)
+    check = results.transfer_check(trials, candidates, phi)
     rows = [[f"{r.alpha:g}", f"{r.beta:g}", f"{r.gamma:g}", f"{r.rank_1:.0f}", pct(r.acc_1),
              "" if r.rank_phi != r.rank_phi else f"{r.rank_phi:.0f}", pct(r.acc_phi) or "did not complete"]
             for r in check.table.itertuples()]
@@ -460,15 +459,15 @@ def plot_command(
     results_dir: str = RESULTS_OPT,
 ) -> None:
     """PNG and SVG figures: accuracy vs MMACs with the Pareto front, the (α, β) plane, the family vs official B0 … B7."""
-    from . import plots  # matplotlib loads only for this command
+    from .results import plots  # matplotlib loads only for this command
 
-    phis = family.parse_phis(phi)
-    st, _ = plans.load_recorded(storage_url, chosen(name, study), results_dir)
+    phis = results.parse_phis(phi)
+    st, _ = search.load_recorded(storage_url, chosen(name, study), results_dir)
     trials, _ = results.study_winner(st)
     folder = Path(output) if output else Path(results_dir) / st.study_name / "plots"
     if folder.exists() and not folder.is_dir():
         fail(f"-o {folder} exists and is not a folder")
-    for path in plots.write_plots(trials, export.study_base(st), folder, st.study_name, phis):
+    for path in plots.write_plots(trials, results.study_base(st), folder, st.study_name, phis):
         out.print(f"wrote {path}", highlight=False)
 
 

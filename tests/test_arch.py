@@ -6,7 +6,7 @@ import pytest
 
 from scalesearch.arch import decode_block, encode_block, known_bases, load_base, round_filters, round_repeats, scale
 from scalesearch.errors import ScaleSearchError
-from scalesearch.model import build
+from scalesearch.arch import build
 
 B0_STRINGS = [
     "r1_k3_s11_e1_i32_o16_se0.25", "r2_k3_s22_e6_i16_o24_se0.25", "r2_k5_s22_e6_i24_o40_se0.25",

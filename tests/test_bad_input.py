@@ -10,14 +10,16 @@ import pandas as pd
 import pytest
 from cli_helpers import assert_user_error, run_cli
 
-from scalesearch import latency, model
+from scalesearch.arch import _latency as latency
+from scalesearch.arch import _model as model
 from scalesearch.arch import load_base
-from scalesearch.cost import network_cost
+from scalesearch.arch import network_cost
 from scalesearch.errors import ScaleSearchError
-from scalesearch.family_timing import time_family
-from scalesearch.latency import Latency, Meter
+from scalesearch.search import time_family
+from scalesearch.arch import Latency, Meter
 from scalesearch.results import write_set
-from scalesearch.urls import check, redact
+from scalesearch.search._urls import check
+from scalesearch.search import redact
 
 
 def listing(folder: Path) -> dict[str, str]:
@@ -142,7 +144,7 @@ def test_family_timing_skips_members_over_the_limit_and_reports_progress(monkeyp
 def test_tiny_images_blown_up_are_warned_about(tmp_path, monkeypatch):
     from PIL import Image
 
-    from scalesearch.folder import Report, load_folder
+    from scalesearch.data import Report, load_folder
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for c in "ab":

@@ -5,7 +5,8 @@ import random
 import pytest
 
 from scalesearch.arch import load_base, scale
-from scalesearch.cost import conv_out, fvcore_count, layer_costs, network_cost, stage_costs
+from scalesearch.arch._cost import conv_out
+from scalesearch.arch import fvcore_count, layer_costs, network_cost, stage_costs
 
 
 def test_macs_equal_reference(reference):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from scalesearch import data
+from scalesearch.data import _load as data
 from scalesearch.data import DeviceData, Dataset, load_data, subset
 from scalesearch.errors import ScaleSearchError
 

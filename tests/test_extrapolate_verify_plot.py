@@ -13,11 +13,11 @@ import pytest
 from cli_helpers import assert_user_error, run_cli
 from scalesearch.arch import load_base, scale
 from scalesearch.cli import main
-from scalesearch.cost import network_cost
-from scalesearch.extrapolate import (Underdetermined, family_points, fit_line, kendall_tau, official_family,
+from scalesearch.arch import network_cost
+from scalesearch.results._extrapolate import (Underdetermined, family_points, fit_line, kendall_tau, official_family,
                                      transfer_check)
-from scalesearch.plots import pareto_mask
-from scalesearch.candidates import Candidate, assess
+from scalesearch.results.plots import pareto_mask
+from scalesearch.space import Candidate, assess
 
 # Three feasible grid points for tiny-mbconv at 2x measured (within 10%): (1, 1, 1.4), (1.3, 1, 1.2), (1.6, 1, 1).
 SPACE = """

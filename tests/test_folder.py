@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from scalesearch import folder, validate
+from scalesearch.data import _folder as folder
+from scalesearch.proxy import _memory as memory
 from scalesearch.data import DeviceData, data_shape, load_data
 from scalesearch.errors import ScaleSearchError
 from cli_helpers import assert_user_error, run_cli
@@ -242,8 +243,8 @@ def test_a_subset_larger_than_memory_is_refused_before_anything_is_allocated(tmp
     load(root, side=32)  # a quarter of the bytes fits
     assert allocated == [32, 32]
     monkeypatch.setattr(folder, "available_memory", lambda: 1000)
-    # training would not fit either (scalesearch.validate refuses that first); here the decoding is what is checked
-    monkeypatch.setattr(validate, "available_bytes", lambda device: (2**40, "of memory available"))
+    # training would not fit either (scalesearch.proxy.require_training_memory refuses that first); here the decoding is what is checked
+    monkeypatch.setattr(memory, "available_bytes", lambda device: (2**40, "of memory available"))
     r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--data", root, "--results-dir", tmp_path / "r")
     last = r.err.rstrip().splitlines()[-1]  # after the notes that the folder holds fewer images than asked for
     assert r.code == 2 and "Traceback" not in r.err and last.startswith("scalesearch: error: decoding"), r.err

@@ -9,7 +9,8 @@ import pytest
 
 from cli_helpers import assert_user_error, run_cli
 from scalesearch.errors import ScaleSearchError
-from scalesearch.space import MAX_GRID_POINTS, Range, load_space
+from scalesearch.space._space import MAX_GRID_POINTS
+from scalesearch.space import Range, load_space
 
 SPACE = """
 [alpha]

@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from scalesearch import latency
+from scalesearch.arch import _latency as latency
 from scalesearch.arch import load_base, scale
 from scalesearch.errors import ScaleSearchError
-from scalesearch.latency import Conditions, Latency, LatencyCache, Meter, cache_key, distinguishable, repeatability
+from scalesearch.arch import Conditions, Latency, Meter, distinguishable, repeatability
+from scalesearch.arch._latency import LatencyCache, cache_key
 
 FAST = {"min_run_time": 0.01, "warmup": 1}
 

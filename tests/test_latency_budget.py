@@ -6,12 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from scalesearch import latency, model
+from scalesearch.arch import _latency as latency
+from scalesearch.arch import _model as model
 from scalesearch.arch import load_base
-from scalesearch.candidates import Candidate, assess, grid, within_tolerance
-from scalesearch.cost import network_cost
-from scalesearch.latency import Latency, Meter
-from scalesearch.latency_budget import BAND, measure_grid, near_edge_note, prefilter
+from scalesearch.space import Candidate, assess, grid
+from scalesearch.space._candidates import within_tolerance
+from scalesearch.arch import network_cost
+from scalesearch.arch import Latency, Meter
+from scalesearch.space._latency_budget import BAND
+from scalesearch.space import measure_grid, near_edge_note, prefilter
 from scalesearch.space import load_space
 
 
@@ -92,7 +95,7 @@ def test_points_near_the_band_edge_are_reported(macs_clock, b0_grid):
 def test_a_check_recorded_as_json_reads_back_equal(macs_clock, b0_grid):
     import json
 
-    from scalesearch.latency_budget import LatencyCheck
+    from scalesearch.space import LatencyCheck
 
     base, every = b0_grid
     check = measure_grid(base, every, 2.0, Meter("cpu"), band=1.3)

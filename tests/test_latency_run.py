@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
-from scalesearch import latency, model, search
-from scalesearch.cost import network_cost
-from scalesearch.latency import Latency
+from scalesearch.arch import _latency as latency
+from scalesearch.arch import _model as model
+from scalesearch import search
+from scalesearch.arch import network_cost
+from scalesearch.arch import Latency
 
 TOLERANCE = 0.1
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from scalesearch.model import DepthwiseConv
+from scalesearch.arch._model import DepthwiseConv
 
 
 @pytest.mark.parametrize("side,kernel,stride", [(1, 5, 1), (2, 5, 1), (2, 3, 1), (4, 5, 1), (3, 5, 2), (1, 3, 2), (2, 5, 2), (8, 3, 1)])

@@ -22,20 +22,34 @@ PACKAGE = Path(scalesearch.__file__).resolve().parent
 ROOT = PACKAGE.parent
 
 
-def package_data_patterns() -> list[str]:
+def setuptools_config() -> dict:
     with open(ROOT / "pyproject.toml", "rb") as f:
-        return tomllib.load(f)["tool"]["setuptools"]["package-data"]["scalesearch"]
+        return tomllib.load(f)["tool"]["setuptools"]
 
 
-@pytest.mark.parametrize("path", [space.SPACES_DIR, arch.BASES_DIR, data.EMBEDDED, PACKAGE / "schema"])
-def test_data_files_live_in_the_package_and_are_package_data(path):
+def package_folder(name: str) -> Path:
+    """Where setuptools takes package `name` from: its package-dir entry, else its dotted path."""
+    mapped = setuptools_config().get("package-dir", {}).get(name)
+    return (ROOT / mapped if mapped else ROOT.joinpath(*name.split("."))).resolve()
+
+
+@pytest.mark.parametrize("path", [space.SPACES_DIR, arch.BASES_DIR, data.EMBEDDED, PACKAGE / "results" / "schema"])
+def test_data_files_are_package_data_of_a_listed_package(path):
     path = Path(path).resolve()
-    assert path.is_relative_to(PACKAGE), f"{path} is outside the package: a wheel would not carry it"
+    config = setuptools_config()
     files = [p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file() and p.suffix != ".py"]
     assert files
     for f in files:
-        rel = str(f.relative_to(PACKAGE))
-        assert any(fnmatch.fnmatch(rel, pat) for pat in package_data_patterns()), f"{rel} is not package data"
+        owners = [name for name in config["packages"] if f.is_relative_to(package_folder(name))]
+        assert owners, f"{f} is in no package: a wheel would not carry it"
+        owner = max(owners, key=len)
+        rel = str(f.relative_to(package_folder(owner)))
+        assert any(fnmatch.fnmatch(rel, pat) for pat in config["package-data"].get(owner, [])), f"{rel} is not package data"
+
+
+def test_every_subpackage_is_listed_for_setuptools():
+    found = {"scalesearch", *("scalesearch." + p.parent.name for p in PACKAGE.glob("*/__init__.py"))}
+    assert found | {"scalesearch.search_spaces"} == set(setuptools_config()["packages"])
 
 
 def test_shipped_spaces_are_found_from_any_directory(tmp_path, monkeypatch):

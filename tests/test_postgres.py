@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
-from scalesearch.storage import open_storage
+from scalesearch.search import open_storage
 
 pytestmark = pytest.mark.postgres
 ADMIN_DSN = os.environ.get("SCALESEARCH_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -244,7 +244,7 @@ def server_started(url: str) -> str:
 def test_run_survives_a_server_restart(capsys, pg_url, space_file, tmp_path, monkeypatch, workers) -> None:
     """PostgreSQL restarts while candidates train: the supervisor (or the single process) and its workers wait
     for it, every (candidate, seed) completes exactly once, exit 0, and no traceback is printed."""
-    from scalesearch import storage
+    from scalesearch.search import _storage as storage
 
     monkeypatch.setattr(storage, "HEARTBEAT_S", 1)  # the single process beats every second, so a beat meets the restart
     monkeypatch.setenv("SCALESEARCH_HEARTBEAT_S", "1")  # and so do the worker processes

@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
-from scalesearch.provenance import differences
+from scalesearch.search._provenance import differences
 
 SPACE = tiny_space(budget=1.5, tolerance=0.05, gamma_max=1.2, epochs=1)  # 3 candidates at 16 px
 

@@ -1,4 +1,4 @@
-"""The race over seeds and φ (scalesearch.race) and the proxy's design (scalesearch.fidelity)."""
+"""The race over seeds and φ (scalesearch.stats) and the proxy's design (scalesearch.space)."""
 from __future__ import annotations
 
 import math
@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from cli_helpers import run_cli, tiny_space
-from scalesearch import fidelity, race, surface
+from scalesearch.space import _fidelity as fidelity
+from scalesearch.stats import _race as race
+from scalesearch.stats import _surface as surface
 from scalesearch.arch import load_base
-from scalesearch.candidates import feasible_grid
+from scalesearch.space import feasible_grid
 from scalesearch.space import load_space
 
 

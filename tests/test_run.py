@@ -13,12 +13,15 @@ import torch._dynamo
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
-from scalesearch import pool as workers, proxy, search
+from scalesearch.search import _pool as workers
+from scalesearch.proxy import _train as proxy
+from scalesearch import search
 from scalesearch.arch import load_base, scale
 from scalesearch.data import DeviceData, load_data
+from scalesearch.device import pick_device
 from scalesearch.errors import ScaleSearchError
-from scalesearch.worker import Worker
-from scalesearch.sampling import manifold_size
+from scalesearch.search import Worker
+from scalesearch.space import manifold_size
 from scalesearch.space import ProxySettings, load_space
 
 # Nine grid points within 10% of 2x nominal; proxies of a few hundred thousand MACs.
@@ -154,7 +157,7 @@ def test_diverged_candidate_fails_with_reason_and_the_study_goes_on(capsys, spac
 
 
 def test_real_divergence_is_caught() -> None:
-    data = DeviceData(load_data("synthetic:64"), proxy.pick_device("cpu"))
+    data = DeviceData(load_data("synthetic:64"), pick_device("cpu"))
     with pytest.raises(proxy.Diverged):
         proxy.train(scale(load_base("tiny-mbconv")), data, ProxySettings(epochs=1, batch_size=16, optimizer="sgd", lr=1e30, momentum=0.0), 16)
 
@@ -247,7 +250,7 @@ def test_scalesearch_run_writes_the_results_and_returns_them(space_file, tmp_pat
 def test_scalesearch_run_takes_base_and_space_objects_and_resumes_from_them(space_file, tmp_path) -> None:
     """Objects are written beside the results, so the study records a path that reopens it."""
     import scalesearch
-    from scalesearch.plan import load
+    from scalesearch.search import load
 
     base = load_base("tiny-mbconv")
     space = load_space(str(space_file)).with_overrides(epochs=1)
@@ -294,7 +297,7 @@ def test_sha_prunes_after_the_first_epoch_and_never_after_the_last(capsys, space
 
 
 def test_compile_trains_the_same_network_through_torch_compile() -> None:
-    data = DeviceData(load_data("synthetic:256"), proxy.pick_device("cpu"))
+    data = DeviceData(load_data("synthetic:256"), pick_device("cpu"))
     spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=2, batch_size=32)
     eager = proxy.train(spec, data, settings, 16, seed=3)
     torch._dynamo.reset()
@@ -330,7 +333,7 @@ def test_expected_time_scales_with_the_trials_and_the_images(space_file, tmp_pat
 def test_scalesearch_run_trains_on_a_dataset_object(space_file, tmp_path) -> None:
     """Your own tensors as data: trained in this process, recorded by name, resumed only with the same object."""
     import scalesearch
-    from scalesearch.plan import load
+    from scalesearch.search import load
 
     ds = load_data("synthetic:64")
     ds = type(ds)("my-tensors", ds.train_x, ds.train_y, ds.val_x, ds.val_y, ds.classes, "python")

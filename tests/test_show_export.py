@@ -16,12 +16,14 @@ from cli_helpers import assert_user_error, run_cli
 from scalesearch import ScaleSearchError, load_family
 from scalesearch.arch import PRESETS, load_base
 from scalesearch.cli import main
-from scalesearch.report import markdown_ranking
-from scalesearch.export import drop_nulls, family_document
-from scalesearch.family import SCHEMA_PATH, Family, schema
-from scalesearch.family import member
-from scalesearch.model import build
-from scalesearch.results import has_intervals, ranking, trials_frame
+from scalesearch.results import markdown_ranking
+from scalesearch.results._export import drop_nulls, family_document
+from scalesearch.results._family import SCHEMA_PATH, schema
+from scalesearch.results import Family
+from scalesearch.results import member
+from scalesearch.arch import build
+from scalesearch.results._ranking import has_intervals
+from scalesearch.results import ranking, trials_frame
 
 try:
     import tomllib
@@ -398,7 +400,7 @@ def test_a_failed_seed_that_ran_again_is_no_failure() -> None:
 
 def test_a_perfect_val_score_still_has_a_standard_error():
     """100% on 150 images does not mean no noise: the caption must not promise that gaps of 0 points are real."""
-    from scalesearch.results import val_standard_error
+    from scalesearch.results._ranking import val_standard_error
 
     assert 0 < val_standard_error(1.0, 150) < val_standard_error(0.5, 150)
     assert val_standard_error(1.0, 150) == pytest.approx(val_standard_error(0.0, 150))

@@ -10,8 +10,8 @@ import pytest
 
 from scalesearch.arch import load_base
 from scalesearch.errors import ScaleSearchError
-from scalesearch.candidates import Candidate, assess, candidate_spec, feasible_grid, grid, require_feasible, resolution_for, within
-from scalesearch.sampling import suggest
+from scalesearch.space import Candidate, assess, candidate_spec, feasible_grid, grid, require_feasible, resolution_for, within
+from scalesearch.space import suggest
 from scalesearch.space import ProxySettings, Range, known_spaces, load_space, parse_budget, space_toml
 
 PAPER = Candidate(1.2, 1.1, 1.15)
@@ -396,7 +396,7 @@ def test_bad_device_tables_are_one_line(tmp_path, table, message):
 
 
 def test_the_shipped_default_races_more_seeds_on_a_gpu_and_a_run_keeps_the_kind_it_started_with(tmp_path):
-    from scalesearch.plan import RunOptions, prepare
+    from scalesearch.search import RunOptions, prepare
 
     space = load_space("default")
     assert space.for_device("cuda").proxy.max_seeds > space.for_device("cpu").proxy.max_seeds

@@ -7,7 +7,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from scalesearch import storage
+from scalesearch.search import _storage as storage
 from scalesearch.errors import ScaleSearchError
 
 
@@ -65,7 +65,7 @@ def test_retry_waits_out_a_lost_connection(monkeypatch, caplog) -> None:
         return result
 
     session = Session()
-    with caplog.at_level(logging.WARNING, logger="scalesearch.storage"):
+    with caplog.at_level(logging.WARNING, logger="scalesearch.search._storage"):
         assert storage._retry(call, "postgresql://u:***@h/db", session) == "trials"
     assert session.removed == 2
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["lost the connection to postgresql://u:***@h/db",

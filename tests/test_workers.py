@@ -14,8 +14,10 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
-from scalesearch import pool as workers, search
-from scalesearch.worker import Worker
+from scalesearch.search import _pool as workers
+from scalesearch import search
+from scalesearch.search import Worker
+from scalesearch.device import pick_device
 from scalesearch.errors import ScaleSearchError
 
 SPACE = tiny_space(budget=1.5, tolerance=0.1, gamma_max=1.2, epochs=2)
@@ -64,7 +66,7 @@ def test_grid_queued_twice_is_trained_once(options) -> None:
     for c in feasible:  # the second run's queue, written before it could see the first's
         study.enqueue_trial({}, user_attrs={"queued": True, "seed": 0, "phi": 1, "alpha": c.alpha, "beta": c.beta,
                                             "gamma": c.gamma})
-    Worker(plan, study, workers.proxy.pick_device("cpu")).work()
+    Worker(plan, study, pick_device("cpu")).work()
     assert set(complete_keys(study).values()) == {1} and len(complete_keys(study)) == len(feasible)
     stood_aside = [t for t in study.get_trials() if t.user_attrs.get("unqueued")]
     assert len(stood_aside) == len(feasible) and all(t.state == TrialState.PRUNED for t in stood_aside)
@@ -96,7 +98,7 @@ def test_supervisor_that_loses_its_storage_stops_its_workers(capsys, options, mo
         return real_counts(plan, study)
 
     monkeypatch.setattr(workers, "launch", launch)
-    monkeypatch.setattr(workers.search, "progress_counts", counts)
+    monkeypatch.setattr(workers, "progress_counts", counts)
     r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--space", options.space, "--data", "synthetic:64", "--device", "cpu",
                 "--study", "lost", "--results-dir", options.results_dir, "--workers", "2")
     assert r.code == 2 and "Traceback" not in r.err, r.err

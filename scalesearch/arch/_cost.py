@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .arch import NetworkSpec
+from ._spec import NetworkSpec
 
 
 class Cost(NamedTuple):
@@ -100,7 +100,7 @@ def fvcore_count(spec: NetworkSpec, resolution: int | None = None, num_classes: 
     import torch
     from fvcore.nn import FlopCountAnalysis
 
-    from .model import build
+    from ._model import build
 
     size = spec.resolution if resolution is None else resolution
     net = build(spec, num_classes, in_channels).eval()

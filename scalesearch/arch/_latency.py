@@ -32,10 +32,10 @@ from typing import Callable, Iterable
 
 import torch
 
-from .arch import NetworkSpec
-from .errors import ScaleSearchError
-from .files import write_text
-from .proxy import amp_dtype, autocast, pick_device, sync
+from ._spec import NetworkSpec
+from ..errors import ScaleSearchError
+from ..files import write_text
+from ..device import amp_dtype, autocast, pick_device, sync
 
 # Seconds of timed forward passes per round (after warm-up). B0 at 224 px, batch 1, takes
 # 14-20 ms on 2 CPU cores, so a round is a median over some 20 repeats.
@@ -135,7 +135,7 @@ def conditions_for(device: torch.device, batch: int, threads: int | None = None)
 def network_identity(spec: NetworkSpec) -> str:
     """The canonical text of what a spec builds for inference.
 
-    As :func:`scalesearch.record.network_key`, the multipliers that led to the spec
+    As :func:`scalesearch.arch.network_key`, the multipliers that led to the spec
     are cleared; so are its nominal resolution (the side is part of the cache key)
     and dropout (no effect in eval mode), so twins share one measurement.
     """
@@ -237,7 +237,7 @@ class Meter:
         """A fresh measurement of `spec` at `side` px, cache neither read nor written."""
         if side < 1:
             raise ScaleSearchError(f"latency side must be at least 1 px, got {side}")
-        from .model import build
+        from ._model import build
 
         start = time.perf_counter()
         net = build(spec, self.num_classes, self.in_channels)

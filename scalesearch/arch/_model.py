@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch import Block, NetworkSpec
+from ._spec import Block, NetworkSpec
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01
 

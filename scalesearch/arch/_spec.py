@@ -3,7 +3,7 @@
 A base network is a TOML file of official EfficientNet block strings. Scaling is
 one pure function, :func:`scale`, that applies the official rounding rules; the
 result, a :class:`NetworkSpec`, is plain data that both the cost model
-(:mod:`scalesearch.cost`) and the PyTorch builder (:mod:`scalesearch.model`) read.
+(:mod:`scalesearch.arch`) and the PyTorch builder (:mod:`scalesearch.arch`) read.
 
 >>> spec = scale(load_base("b0"), width=1.1, depth=1.2)
 >>> [s.repeats for s in spec.stages], spec.head
@@ -11,15 +11,16 @@ result, a :class:`NetworkSpec`, is plain data that both the cost model
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
-from .errors import ScaleSearchError
-from .files import read_toml, toml_text
-from .validate import MAX_BLOCKS, MAX_CHANNELS, MAX_COEFF, MAX_EXPAND, MAX_KERNEL, MAX_REPEATS, MAX_SIDE
+from ..errors import ScaleSearchError
+from ..files import read_toml, toml_text
+from ..limits import MAX_BLOCKS, MAX_CHANNELS, MAX_COEFF, MAX_EXPAND, MAX_KERNEL, MAX_REPEATS, MAX_SIDE
 
 
 BASES_DIR = Path(__file__).parent / "bases"
@@ -114,6 +115,12 @@ class NetworkSpec:
                 yield Block(s.out_ch, s.out_ch, s.kernel, 1, s.expand, se_ch, n)
 
 
+def network_key(spec: NetworkSpec) -> str:
+    """Identity of the network a spec builds (the multipliers that led to it left out)."""
+    canonical = replace(spec, name="", width_mult=1.0, depth_mult=1.0)
+    return hashlib.sha1(repr(canonical).encode()).hexdigest()[:16]
+
+
 def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     """Official channel rounding: nearest multiple of 8, never more than 10% down."""
     scaled = channels * width
@@ -175,7 +182,7 @@ def _check_size(base: BaseNetwork, width: float, depth: float) -> None:
     if blocks > MAX_BLOCKS or channels > MAX_CHANNELS:
         raise ScaleSearchError(f"{base.name} at width ×{width:.4g}, depth ×{depth:.4g} has {blocks:,} blocks and layers "
                                f"of {channels:,.0f} channels: more than the {MAX_BLOCKS:,} blocks or {MAX_CHANNELS:,} "
-                               "channels a network may have (scalesearch.validate); use a smaller φ or multiplier")
+                               "channels a network may have (scalesearch.search); use a smaller φ or multiplier")
 
 
 def decode_block(text: str) -> Stage:

@@ -15,15 +15,13 @@ random-resized crops and flips, and a centre crop for val.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from .data import Dataset
+from ._load import Dataset
 
-AUGMENTS = ("pad-crop", "random-resized-crop")
 RRC_SCALE = (0.25, 1.0)  # area fraction of a random-resized crop: 0.08 is too harsh for 2-epoch proxies
 RRC_RATIO = (3 / 4, 4 / 3)
 VAL_CROP = 0.875  # photos are scored on their centre region, as on ImageNet

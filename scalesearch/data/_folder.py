@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ScaleSearchError
+from ..errors import ScaleSearchError
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@
 - ``synthetic[:N]``: a small learnable dataset made on the fly, for tests;
 - any other string: an image folder with one sub-folder per class; only the
   class-balanced subset a search uses is decoded, at the side it needs, and
-  cached (see :mod:`scalesearch.folder`).
+  cached (see :mod:`scalesearch.data`).
 
-:class:`DeviceData` (in :mod:`scalesearch.batches`, importable from here too)
+:class:`scalesearch.data.DeviceData`
 keeps those tensors on the training device and yields augmented, normalised
 float batches. A caller that needs the classes and channels before it knows the
 side and counts to decode at gets them from :func:`data_shape`.
@@ -36,13 +36,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .batches import AUGMENTS, DeviceData  # noqa: F401  (DeviceData: the batching half of the data API)
-from .errors import ScaleSearchError
-from .folder import Report, RichReport, balanced_order, load_folder, require_memory, split_pools
+from ..errors import ScaleSearchError
+from ._folder import Report, RichReport, balanced_order, load_folder, require_memory, split_pools
 
 log = logging.getLogger(__name__)
 
-EMBEDDED = Path(__file__).parent / "data" / "fashion_mnist_sample.npz"
+AUGMENTS = ("pad-crop", "random-resized-crop")
+EMBEDDED = Path(__file__).parent / "fashion_mnist_sample.npz"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -311,7 +311,7 @@ def _synthetic(n_train: int, classes: int = 10, side: int = 16) -> Dataset:
                    tuple(f"pattern{i}" for i in range(classes)), "synthetic")
 
 
-# --- image folders (decoding and caching: scalesearch.folder) ----------------
+# --- image folders (decoding and caching: scalesearch.data) ----------------
 
 def _load_image_folder(folder: Path, side: int, train: int | None, val: int | None, seed: int,
                        report: Report) -> Dataset:

@@ -19,7 +19,6 @@ the CPU it uses channels_last (1.5–2.5× faster than contiguous memory for B0 
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -27,11 +26,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .arch import NetworkSpec
-from .data import DeviceData
-from .errors import ScaleSearchError
-from .model import build, zero_init
-from .space import ProxySettings
+from ..arch._spec import NetworkSpec
+from ..data._batches import DeviceData
+from ..device import autocast, sync
+from ..arch._model import build, zero_init
+from ..space._space import ProxySettings
 
 # Called after every epoch with (epoch index from 0, val top-1 in [0, 1], val loss).
 # It may raise (e.g. optuna.TrialPruned) to stop the run early.
@@ -82,43 +81,6 @@ class ProxyResult:
     @property
     def best_epoch(self) -> int:
         return max(range(len(self.val_acc)), key=self.val_acc.__getitem__)
-
-
-def pick_device(name: str | torch.device = "auto", role: str = "device") -> torch.device:
-    """`auto` takes the first GPU when there is one; `cuda:N` must exist. `role` names it in errors."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ScaleSearchError(f"unknown {role} {str(name)!r}: expected auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (device.index or 0) >= count:
-            raise ScaleSearchError(f"{role} {str(name)!r} is not available: this machine has {count} CUDA device(s)")
-    return device
-
-
-def configure(device: torch.device) -> None:
-    """Process-wide speed settings for `device`; call once per worker."""
-    if device.type == "cuda":
-        # No cudnn autotuning: every candidate brings new shapes, and a proxy run is too short
-        # to repay the search. On an H100 the default run's candidates took 2 s when their
-        # shapes had been tuned before and 21-75 s when they had not.
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    else:
-        # One thread per core this process may use (affinity aware), unless OMP_NUM_THREADS says
-        # otherwise: more threads than free cores make every op wait on spinning threads.
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or usable_cores())))
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask, which containers and taskset narrow)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def make_optimizer(net: nn.Module, s: ProxySettings) -> torch.optim.Optimizer:
@@ -235,16 +197,6 @@ def seconds_per_image(spec: NetworkSpec, data: DeviceData, settings: ProxySettin
     return timed[len(timed) // 2]
 
 
-def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast precision proxies run in on `device` (None: plain float32)."""
-    return torch.bfloat16 if device.type == "cuda" else None
-
-
-def autocast(device: torch.device) -> torch.autocast:
-    dtype = amp_dtype(device)
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-
-
 def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
                amp: torch.autocast) -> torch.Tensor:
     """One optimiser step on a batch; returns the loss (not synchronised)."""
@@ -254,12 +206,6 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Mod
     loss.backward()
     optimizer.step()
     return loss
-
-
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so a clock measures it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # Images whose batch statistics become the BatchNorm running stats before each evaluation.

@@ -1,13 +1,13 @@
 """The coefficient file: the winner, its family and where it came from, in a versioned schema.
 
 The document is self-contained: it embeds the base network's block strings, so
-:func:`scalesearch.family.load_family` can build any φ without the study or the base file. It is
+:func:`scalesearch.results.load_family` can build any φ without the study or the base file. It is
 written as JSON, YAML or TOML (all read back) or as a standalone Python snippet
 (never read back: loading must not run code), and checked on load against the
 JSON Schema shipped in ``scalesearch/schema/``.
 
 >>> doc = family_document(load_base("b0"), 1.2, 1.1, 1.15)
->>> from scalesearch.family import Family
+>>> from scalesearch.results import Family
 >>> fam = Family.from_document(doc)  # what load_family does with a file
 >>> fam.spec(1).resolution, sum(p.numel() for p in fam.build(phi=1).parameters())
 (256, 9109994)
@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import __version__
-from .arch import BaseNetwork, NetworkSpec, encode_block, load_base
-from .cost import network_cost
-from .errors import ScaleSearchError
-from .family import FORMAT, RESOLUTION_MULTIPLE, SCHEMA_VERSION, family_table, member
-from .files import write_text
-from .race import fit as race_fit, space_ranges, verdict
-from .surface import FEATURES, LEVEL
-from .report import constraint_summary
-from .results import has_intervals, trials_frame
+from .._version import __version__
+from ..arch._spec import BaseNetwork, NetworkSpec, encode_block, load_base
+from ..arch._cost import network_cost
+from ..errors import ScaleSearchError
+from ._family import FORMAT, RESOLUTION_MULTIPLE, SCHEMA_VERSION, family_table, member
+from ..files import write_text
+from ..stats._race import fit as race_fit, space_ranges, verdict
+from ..stats._surface import FEATURES, LEVEL
+from ._report import constraint_summary
+from ._ranking import has_intervals, trials_frame
 
 if TYPE_CHECKING:
     import optuna
@@ -85,7 +85,7 @@ def _with_family_latency(doc: dict[str, Any], study: optuna.Study) -> None:
 
 
 def verdict_document(study: optuna.Study) -> dict[str, Any] | None:
-    """How far the evidence carries the winner (:func:`scalesearch.race.verdict`); None for older studies."""
+    """How far the evidence carries the winner (:func:`scalesearch.stats.verdict`); None for older studies."""
     trials = trials_frame(study)
     v = verdict(trials, space_ranges(study.user_attrs.get("config")))
     if v is None:
@@ -222,7 +222,7 @@ def export_study(study: optuna.Study, fmt: str = "json", output: str | Path | No
                  results_dir: str | Path = "results") -> tuple[dict[str, Any], Path | None]:
     """The winner's coefficients document of `study` and where it was written: `output`, by default
     ``<results_dir>/<study>/coefficients.<ext>``; ``output="-"`` writes nothing (path None)."""
-    from .results import ranking, study_winner
+    from ._ranking import ranking, study_winner
 
     trials, _ = study_winner(study)  # a one-line error when nothing completed
     doc = coefficients_document(study, ranking(trials), study_base(study))

@@ -29,13 +29,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .arch import PRESETS, BaseNetwork, load_base, scale
-from .cost import network_cost
-from .race import space_ranges, verdict
-from .surface import t_quantile
-from .results import ranking
-from .candidates import Candidate, assess
-from .record import key
+from ..arch._spec import PRESETS, BaseNetwork, load_base, scale
+from ..arch._cost import network_cost
+from ..stats._race import space_ranges, verdict
+from ..stats._surface import t_quantile
+from ._ranking import ranking
+from ..space._candidates import Candidate, assess
 
 OFFICIAL = [f"b{k}" for k in range(8)]
 
@@ -105,9 +104,9 @@ def family_points(trials: pd.DataFrame, alpha: float, beta: float, gamma: float)
     """Complete runs of the winner's family, one row per seed: the base (φ = 0, or the candidate (1, 1, 1))
     and the winner's coefficients at any φ ≥ 1. Columns phi, seed, macs_proxy, acc (final val top-1)."""
     done = trials[trials["state"] == "COMPLETE"]
-    keys = [key(Candidate(r.alpha, r.beta, r.gamma)) for r in done.itertuples()]
+    keys = [Candidate(r.alpha, r.beta, r.gamma).key for r in done.itertuples()]
     base = (done["phi"] == 0).to_numpy() | np.array([k == (1.0, 1.0, 1.0) for k in keys], dtype=bool)
-    winner = np.array([k == key(Candidate(alpha, beta, gamma)) for k in keys], dtype=bool) & (done["phi"] >= 1).to_numpy()
+    winner = np.array([k == Candidate(alpha, beta, gamma).key for k in keys], dtype=bool) & (done["phi"] >= 1).to_numpy()
     keep = base | winner
     pts = done[keep].assign(phi=np.where(base[keep], 0, done["phi"][keep]))
     pts = pts.assign(acc=pts["acc"] if "acc" in pts else pts["value"])
@@ -220,9 +219,9 @@ def top_candidates(trials: pd.DataFrame, k: int) -> list[Candidate]:
 
 def transfer_check(trials: pd.DataFrame, candidates: Sequence[Candidate], phi: float = 2) -> Transfer:
     """Rank `candidates` by their φ = 1 and φ = `phi` mean val top-1 and compare the orders."""
-    at = {p: {key(Candidate(r.alpha, r.beta, r.gamma)): r.acc_mean for r in ranking(trials, phi=p).itertuples()} for p in (1, phi)}
-    rows = [{"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "acc_1": at[1].get(key(c), math.nan),
-             "acc_phi": at[phi].get(key(c), math.nan)} for c in candidates]
+    at = {p: {Candidate(r.alpha, r.beta, r.gamma).key: r.acc_mean for r in ranking(trials, phi=p).itertuples()} for p in (1, phi)}
+    rows = [{"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "acc_1": at[1].get(c.key, math.nan),
+             "acc_phi": at[phi].get(c.key, math.nan)} for c in candidates]
     table = pd.DataFrame(rows, columns=["alpha", "beta", "gamma", "acc_1", "acc_phi"])
     for col, rank in (("acc_1", "rank_1"), ("acc_phi", "rank_phi")):
         table[rank] = table[col].rank(ascending=False, method="min")

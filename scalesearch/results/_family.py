@@ -2,7 +2,7 @@
 
 :func:`member` and :func:`family_table` build and cost any φ; :class:`Family` is a
 family as an exported coefficient file holds it (:func:`load_family` reads the
-JSON, YAML and TOML files of :mod:`scalesearch.export`, checked against the JSON
+JSON, YAML and TOML files of :mod:`scalesearch.results`, checked against the JSON
 Schema shipped in ``scalesearch/schema/``).
 
 >>> from scalesearch.arch import load_base
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import __version__
-from .arch import BaseNetwork, NetworkSpec, decode_block, encode_block, scale
-from .cost import network_cost
-from .errors import ScaleSearchError
-from .files import tomllib
+from .._version import __version__
+from ..arch._spec import BaseNetwork, NetworkSpec, decode_block, encode_block, scale
+from ..arch._cost import network_cost
+from ..errors import ScaleSearchError
+from ..files import tomllib
 
 if TYPE_CHECKING:
     from torch import nn
@@ -74,9 +74,9 @@ def parse_phis(text: str) -> list[float]:
     """'3' → [3]; '0..7' → [0, 1, …, 7]; '0..2:0.5' → [0, 0.5, …, 2]: the one reading of --phi.
 
     Every φ is finite and from 0 to MAX_PHI, and a range has at most MAX_MEMBERS members
-    (:mod:`scalesearch.validate`), so no --phi can hang a command.
+    (:mod:`scalesearch.search`), so no --phi can hang a command.
     """
-    from .validate import MAX_MEMBERS, check_phi
+    from ..limits import MAX_MEMBERS, check_phi
 
     try:
         if ".." not in text:
@@ -115,14 +115,14 @@ class Family:
 
     def spec(self, phi: float = 1) -> NetworkSpec:
         """Member φ as data: depth α^φ, width β^φ, side rounded to `resolution_multiple` px."""
-        from .validate import check_phi
+        from ..limits import check_phi
 
         check_phi(phi, "phi")
         return member(self.base, self.alpha, self.beta, self.gamma, phi, self.resolution_multiple)
 
     def build(self, phi: float = 1, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> nn.Module:
-        """Member φ as a PyTorch module (see :func:`scalesearch.model.build` for `kwargs`)."""
-        from .model import build
+        """Member φ as a PyTorch module (see :func:`scalesearch.arch.build` for `kwargs`)."""
+        from ..arch._model import build
 
         return build(self.spec(phi), num_classes=num_classes, in_channels=in_channels, **kwargs)
 

@@ -1,7 +1,7 @@
 """From a study to tables: every trial as a DataFrame row, candidates ranked with honest ties.
 
 A candidate is one (α, β, γ) at one φ; its seeds are separate trials. The rank
-orders candidates by their seed-adjusted mean score (:mod:`scalesearch.race`:
+orders candidates by their seed-adjusted mean score (:mod:`scalesearch.stats`:
 −final val loss for new studies, val top-1 for older ones); a candidate is tied
 with the leader when the paired fit cannot separate them at 95%, and P(best) is
 its probability of being best under that fit. With a single seed no noise
@@ -24,11 +24,12 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from . import race
-from .record import FIELDS, network_id
-from .surface import t_quantile
-from .errors import ScaleSearchError
-from .files import write_texts
+from ..stats import _race as race
+from ._record import FIELDS
+from ..stats._race import network_id
+from ..stats._surface import t_quantile
+from ..errors import ScaleSearchError
+from ..files import write_texts
 
 KEY = ["phi", "alpha", "beta", "gamma"]
 ATTRS = list(FIELDS)
@@ -153,7 +154,7 @@ def _winner_first(ranked: pd.DataFrame, v: race.Verdict | None) -> pd.DataFrame:
 
 
 def _with_race(out: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
-    """Add the surface fit (:mod:`scalesearch.surface`): fitted score and its error, P(best), the 95% set,
+    """Add the surface fit (:mod:`scalesearch.stats`): fitted score and its error, P(best), the 95% set,
     and each candidate's own seed-adjusted mean."""
     trials = trials.assign(score=trials["score"] if "score" in trials else trials["value"])
     if "network" not in trials:

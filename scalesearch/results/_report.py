@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import results
-from .space import CONSTRAINT_UNITS
+from . import _ranking as results
+from ..space._space import CONSTRAINT_UNITS
 
 
 def mega(n: float) -> str:
@@ -59,7 +59,7 @@ ONE_SEED = "one seed per candidate: no interval available"
 def ranking_caption(ranked, val_images: int | None = None) -> str:
     if results.has_intervals(ranked):
         ties = ("score = −(final val loss, nats per image), or val top-1 for older studies; score fit = the surface "
-                "fitted to every network's paired seeds (scalesearch.surface), ranked on; 95% set = the networks that "
+                "fitted to every network's paired seeds (scalesearch.stats), ranked on; 95% set = the networks that "
                 "could be best, holding 95% of P(best) under that fit")
     elif val_images and not blank(best := ranked["acc_mean"].max()):
         se = 100 * results.val_standard_error(best, val_images)  # at the leader's score, in points
@@ -110,7 +110,7 @@ def constraint_line(config: dict[str, Any]) -> str:
 
 
 def verdict_line(v, candidates: int) -> str:
-    """The verdict (:func:`scalesearch.race.verdict`) in one line, with the number of tied candidates."""
+    """The verdict (:func:`scalesearch.stats.verdict`) in one line, with the number of tied candidates."""
     p = "no estimate" if blank(v.p_best) else f"{pct(v.p_best)}%"
     edge = "".join(f"; {b}" for b in getattr(v, "boundary", []))
     return (f"verdict: {v.words}: P(best) {p}; 95% set {v.networks} network(s), {len(v.tied)} of {candidates} "

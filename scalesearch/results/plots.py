@@ -19,11 +19,11 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .arch import BaseNetwork
-from .extrapolate import official_family
-from .family import family_table
-from .files import atomic_all, make_folder
-from .results import ranking
+from ..arch._spec import BaseNetwork
+from ._extrapolate import official_family
+from ._family import family_table
+from ..files import atomic_all, make_folder
+from ._ranking import ranking
 
 FORMATS = ("png", "svg")
 

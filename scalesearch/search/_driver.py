@@ -1,15 +1,15 @@
 """The search: queue the grid, train it with workers, race the close candidates, and write the answer.
 
 :func:`run` is the whole job behind ``scalesearch run``: it validates the options
-(:mod:`scalesearch.plan`), creates or resumes the Optuna study, queues every feasible
-(candidate, seed) once, trains them (:mod:`scalesearch.worker`, or several processes with
-:mod:`scalesearch.pool`), queues the race's further rounds (:mod:`scalesearch.race`) until
+(:mod:`scalesearch.search`), creates or resumes the Optuna study, queues every feasible
+(candidate, seed) once, trains them (:mod:`scalesearch.search`, or several processes with
+:mod:`scalesearch.search`), queues the race's further rounds (:mod:`scalesearch.stats`) until
 it is settled, and writes ``trials.csv``, ``ranking.csv`` and ``coefficients.json``.
 Running the same options again resumes: nothing complete is retrained.
 
 With the grid sampler every feasible point is enqueued once, so any number of workers on
 the same storage pop distinct candidates; other samplers propose points on the budget
-manifold (:func:`scalesearch.sampling.suggest`). With an RDB storage, workers send
+manifold (:func:`scalesearch.space.suggest`). With an RDB storage, workers send
 heartbeats; a trial whose worker died is failed after the grace period and re-queued.
 
 >>> import scalesearch
@@ -30,18 +30,26 @@ import pandas as pd
 import torch
 from optuna.trial import TrialState
 
-from . import export, family, provenance, proxy, race, record, results
-from .arch import BaseNetwork, base_toml
-from .candidates import Candidate, assess, candidate_spec
-from .data import Dataset
-from .errors import ScaleSearchError
-from .files import write_text
-from .plan import Plan, RunOptions, load, load_recorded, open_study, prepare, seed_list
-from .progress import Progress
-from .sampling import manifold_size
-from .schedule import TimeBudget
-from .space import SearchSpace, space_toml
-from .worker import Worker
+from ..results import _export as export
+from ..results import _family as family
+from ..stats import _race as race
+from ..results import _ranking as results
+from ..arch._spec import BaseNetwork, base_toml
+from ..space._candidates import Candidate
+from ..data._load import Dataset
+from ..device import pick_device
+from ..errors import ScaleSearchError
+from ..files import write_text
+from ..limits import check_phi
+from ..proxy._memory import require_training_memory
+from ._family_timing import FAMILY_PASS_LIMIT_S, time_family
+from ._plan import Plan, RunOptions, latency_meter, load, restart as restart_study
+from ._progress import Progress
+from ._schedule import TimeBudget
+from ..space._space import SearchSpace, space_toml
+from ._queue import enqueue, progress_counts, queue_next_round, start
+from ._worker import Worker
+from . import _pool as pool
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +90,7 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
         **options: Any) -> SearchResult:
     """Search (α, β, γ) for `base` under `budget` and write the results; the Python form of ``scalesearch run``.
 
-    `options` are :class:`~scalesearch.plan.RunOptions` fields (``data``, ``device``, ``epochs``,
+    `options` are :class:`~scalesearch.search.RunOptions` fields (``data``, ``device``, ``epochs``,
     ``seeds``, ``results_dir``, ``storage`` …), as the CLI's options. `base` and `space` may be
     objects; they are written to ``<results_dir>/inputs/`` as TOML so the study can be resumed and read back.
     ``data`` may be a :class:`~scalesearch.data.Dataset` (your own tensors): it trains in this process, and
@@ -101,12 +109,10 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
     started = time.monotonic()  # the time budget counts from here
     progress = progress or Progress()
     if restart:
-        progress.note(provenance.restart(opts))
+        progress.note(restart_study(opts))
     if workers == 1 and devices is None:
         plan, study = execute(opts, progress, started)
     else:
-        from . import pool
-
         plan, study = pool.run(opts, workers, devices, progress.start, progress.poll, progress)
     return finish(plan, study, progress)
 
@@ -144,9 +150,6 @@ def finish(plan: Plan, study: optuna.Study, progress: Progress | None = None) ->
 def _time_family(plan: Plan, study: optuna.Study, w: pd.Series, progress: Progress) -> None:
     """Under the latency constraint, the winner's family φ = 0 … 7 timed too (cached), for the export: members whose
     one pass is estimated over FAMILY_PASS_LIMIT_S are left out, and `progress` hears the estimate and each member."""
-    from .family_timing import FAMILY_PASS_LIMIT_S, time_family
-    from .plan import latency_meter
-
     winner = [float(w.alpha), float(w.beta), float(w.gamma)]
     if study.user_attrs.get("family_latency", {}).get("winner") == winner:
         return
@@ -154,38 +157,6 @@ def _time_family(plan: Plan, study: optuna.Study, w: pd.Series, progress: Progre
     timed = time_family(plan.base, *winner, list(range(8)), meter, FAMILY_PASS_LIMIT_S, progress.note)
     study.set_user_attr("family_latency", {"winner": winner, "conditions": meter.conditions.__dict__, "rows": timed.rows,
                                            "skipped": timed.skipped})
-
-
-def enqueue_grid(plan: Plan, study: optuna.Study) -> int:
-    """Queue every feasible (candidate, seed) that has no trial yet; returns how many were added."""
-    return enqueue(plan, study, [a.candidate for a in plan.report.feasible], phi=1)
-
-
-def enqueue(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: int = 1,
-            seeds: list[int] | None = None) -> int:
-    """Queue each (candidate, seed) at `phi` that has no trial yet; returns how many were added.
-
-    φ = 1 is the search itself; φ = 2 trains the coefficients squared (twins and contenders,
-    and the transfer check). `seeds` defaults to the seeds every candidate gets.
-    """
-    have = {record.slot(t) for t in study.get_trials(deepcopy=False) if record.is_done(t)}
-    added = 0
-    for c in candidates:
-        for seed in seed_list(plan.space) if seeds is None else seeds:
-            if (record.key(c), seed, phi) in have:
-                continue
-            record.enqueue(study, c, seed, phi)
-            added += 1
-    return added
-
-
-def progress_counts(plan: Plan, study: optuna.Study) -> tuple[int, int]:
-    """(trials done, trials planned) for this run."""
-    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("unqueued")]
-    done = sum(1 for t in trials if t.state.is_finished() and record.is_done(t))
-    if plan.grid:
-        return done, len(plan.report.feasible) * plan.space.proxy.seeds
-    return done, min(plan.space.trials, manifold_size(plan.space, plan.base)) * plan.space.proxy.seeds
 
 
 def execute(options: RunOptions, progress: Progress | None = None, started: float | None = None) -> tuple[Plan, optuna.Study]:
@@ -197,7 +168,7 @@ def execute(options: RunOptions, progress: Progress | None = None, started: floa
     running the same options again picks up where it stopped.
     """
     progress = progress or Progress()
-    device = proxy.pick_device(options.device)
+    device = pick_device(options.device)
     budget = TimeBudget(0.0, **({} if started is None else {"started": started}))
     plan, study = start(options, progress)
     budget.seconds = plan.space.time
@@ -239,52 +210,11 @@ def expected_line(seconds: float, trials: int, device: torch.device, budget: Tim
     return first + f"; the rest of the {budget.describe().split(' of ')[1]} budget goes to the 95% set"
 
 
-def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None = None,
-                     budget: TimeBudget | None = None) -> int:
-    """Queue what the race (:func:`scalesearch.race.next_round`) asks for next, as far as the time budget
-    allows; returns how many trials."""
-    s = plan.space
-    if not plan.grid:
-        return 0
-    trials = results.trials_frame(study)
-    if progress and (fit := race.fit(trials)) is not None:
-        progress.standing(fit, race.members(trials))
-    name, todo = race.next_round(trials, seed_list(s), s.proxy.max_seeds, s.contenders, s.phi2)
-    if budget is not None and budget.limited:
-        todo = budget.take(_priced(plan, study, budget, todo))
-    added = sum(enqueue(plan, study, [Candidate(a, b, g)], phi=phi, seeds=[seed]) for a, b, g, seed, phi in todo)
-    if added and progress:
-        progress.round(name, added)
-    return added
-
-
-def _priced(plan: Plan, study: optuna.Study, budget: TimeBudget, todo: list) -> list:
-    """Each queued (α, β, γ, seed, φ) with its expected seconds; a twin of one already priced costs nothing."""
-    seen, priced = set(), []
-    for a, b, g, seed, phi in todo:
-        c = Candidate(a**phi, b**phi, g**phi)
-        assessed = assess(plan.base, c, plan.space.proxy.resolution, plan.data.num_classes, plan.data.in_channels,
-                          plan.space.proxy.width)
-        net = record.network_key(candidate_spec(plan.base, c, assessed.proxy_resolution, plan.space.proxy.width))
-        priced.append(((a, b, g, seed, phi), 0.0 if (net, seed) in seen else budget.trial_seconds(study, assessed.macs_proxy)))
-        seen.add((net, seed))
-    return priced
-
-
-def start(options: RunOptions, progress: Progress | None = None) -> tuple[Plan, optuna.Study]:
-    """Prepare, create or resume the study and queue the grid; workers (this process or others) train it."""
-    plan = prepare(options, on_latency=progress.latency if progress else None)
-    study = open_study(plan)
-    if plan.grid:
-        enqueue_grid(plan, study)
-    return plan, study
-
-
 def join(study_name: str, storage_url: str, device: str = "auto", progress: Progress | None = None,
          compile: bool = False) -> tuple[int, int]:
     """Train a study's queued trials in this process (``scalesearch worker``); returns (done, planned) after."""
     plan, study = load(storage_url, study_name)
-    dev = proxy.pick_device(device)
+    dev = pick_device(device)
     progress = progress or Progress()
     progress.start(plan, *reversed(progress_counts(plan, study)))
     Worker(plan, study, dev, progress, compile).work()
@@ -296,12 +226,10 @@ def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: fl
     """Train `candidates` again at `phi` (coefficients to the power φ) in the same study.
 
     `base_run` also trains the base itself (φ = 0, stored as α = β = γ = 1), the
-    reference point of the scaling fit in :mod:`scalesearch.extrapolate`.
+    reference point of the scaling fit in :mod:`scalesearch.results`.
     """
-    from .validate import check_phi, require_training_memory
-
     progress = progress or Progress()
-    dev = proxy.pick_device(device)  # everything is checked before anything is queued
+    dev = pick_device(device)  # everything is checked before anything is queued
     require_training_memory(plan.base, candidates, plan.space, plan.data.num_classes, plan.data.in_channels, dev,
                             (check_phi(phi),))
     enqueue(plan, study, candidates, phi=phi)
@@ -312,5 +240,4 @@ def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: fl
     Worker(plan, study, dev, progress, compile).work()
 
 
-__all__ = ["SearchResult", "run", "finish", "execute", "start", "enqueue", "enqueue_grid", "queue_next_round",
-           "progress_counts", "join", "verify", "RunOptions", "load", "load_recorded"]
+__all__ = ["SearchResult", "run", "finish", "execute", "join", "verify"]

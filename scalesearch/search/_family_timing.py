@@ -2,7 +2,7 @@
 
 A member's latency grows with its multiply-adds: φ = 7 of a 2x family costs some
 2^7 = 128 times the base, so on a CPU one forward pass can take seconds and its
-timing (warm-up, then rounds until two agree, see :mod:`scalesearch.latency`)
+timing (warm-up, then rounds until two agree, see :mod:`scalesearch.arch`)
 minutes. Before timing, each member's pass is estimated from the base's measured
 latency × its MACs ratio to the base; members whose pass would exceed `limit_s`
 are not timed, and the report says so (``scalesearch extrapolate STUDY --latency``
@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-from .arch import BaseNetwork
-from .cost import network_cost
-from .family import member
-from .latency import MIN_ROUNDS, MIN_RUN_TIME, WARMUP, Meter
+import pandas as pd
+
+from ..arch._spec import BaseNetwork
+from ..arch._cost import network_cost
+from ..results._family import member
+from ..arch._latency import MIN_ROUNDS, MIN_RUN_TIME, WARMUP, Meter
+from ..space._latency_budget import _base_latency, _second_pass, meter_for
 
 # A run under the latency constraint times only members whose one forward pass is estimated below this:
 # on 2 CPU cores (batch 1) B0 takes 16 ms, so a 2x family's members up to φ = 6 are timed (about a minute).
@@ -55,8 +59,6 @@ def time_family(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis
 
     `report` hears the plan (what is timed, the estimate, what is left out) and a line per member.
     """
-    from .latency_budget import _base_latency, _second_pass
-
     say = report or (lambda text: None)
     ref = member(base, alpha, beta, gamma, 0)
     if not meter.cached(ref, ref.resolution):
@@ -79,6 +81,20 @@ def time_family(base: BaseNetwork, alpha: float, beta: float, gamma: float, phis
     lats = _second_pass(meter, items, lats)
     out.rows = [{"phi": phi, "latency_s": lat.seconds, "latency_ratio": lat.seconds / base_s} for phi, lat in zip(todo, lats)]
     return out
+
+
+def with_family_latency(fam: pd.DataFrame, base: BaseNetwork, alpha: float, beta: float, gamma: float, device: str = "auto",
+                        batch: int | None = None, results_dir: str | Path = "results",
+                        report: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, str]:
+    """A family table (:func:`scalesearch.results.family_table`) with each member's measured latency added,
+    and a line saying where and how it was measured; `report` hears the estimate and each member as it is timed."""
+    from ..search._family_timing import time_family
+
+    meter = meter_for(device, batch, results_dir)
+    rows = time_family(base, alpha, beta, gamma, fam["phi"].tolist(), meter, report=report).rows
+    note = (f"latency: {meter.conditions.describe()}; {meter.measured} timed in {meter.seconds:.1f} s, "
+            f"{meter.reused} from the cache")
+    return fam.assign(latency_ms=[r["latency_s"] * 1e3 for r in rows], latency_ratio=[r["latency_ratio"] for r in rows]), note
 
 
 def _item(base: BaseNetwork, alpha: float, beta: float, gamma: float, phi: float) -> tuple:

@@ -12,6 +12,7 @@ the configuration (:meth:`Plan.config`) that every later command and export read
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -19,20 +20,24 @@ from typing import Any
 
 import optuna
 
-from . import __version__, fidelity
-from .arch import BaseNetwork, load_base
-from .candidates import GridReport, feasible_grid, require_feasible, resolution_for
-from .latency import Meter
-from .latency import Progress as LatencyProgress
-from .latency_budget import LatencyCheck, meter_for
-from .data import Dataset, data_shape, load_data
-from .errors import ScaleSearchError
-from .files import make_folder
-from .provenance import check as check_provenance
-from .proxy import pick_device
-from .space import SearchSpace, load_space, parse_budget, parse_duration
-from .storage import open_storage, redact
-from .validate import require_training_memory
+from .._version import __version__
+from ..space import _fidelity as fidelity
+from ..arch._spec import BaseNetwork, load_base
+from ..space._candidates import resolution_for
+from ..space._grid import GridReport, feasible_grid, require_feasible
+from ..arch._latency import Meter
+from ..arch._latency import Progress as LatencyProgress
+from ..space._latency_budget import LatencyCheck, meter_for
+from ..data._load import Dataset, data_shape, load_data
+from ..errors import ScaleSearchError
+from ..files import make_folder
+from ._provenance import OUTPUTS, check as check_provenance
+from ..device import pick_device
+from ..space._space import SearchSpace, load_space, parse_budget, parse_duration
+from ._storage import open_storage, redact
+from ..proxy._memory import require_training_memory
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,9 @@ def open_study(plan: Plan, create: bool = True) -> optuna.Study:
             raise ScaleSearchError(f"no study {plan.study_name!r} in {redact(plan.storage_url)}") from None
     study = optuna.create_study(study_name=plan.study_name, storage=storage, sampler=sampler, pruner=pruner,
                                 direction="maximize", load_if_exists=True)
-    check_provenance(plan, study)  # a study run with other settings is never resumed
+    _say_if_data_is_short(plan)
+    # a study run with other settings is never resumed
+    check_provenance(study, plan.config(), f"study {plan.study_name!r} in {redact(plan.storage_url)}")
     if "config" not in study.user_attrs:
         study.set_user_attr("config", plan.config())
     return study
@@ -279,3 +286,35 @@ def load_recorded(storage_url: str | None = None, study_name: str | None = None,
     if not config or "options" not in config:
         raise ScaleSearchError(f"study {study_name!r} was not written by scalesearch (no recorded configuration)")
     return study, storage_url
+
+
+def _say_if_data_is_short(plan: Plan) -> None:
+    """--train or --val above what the data has: the proxies use all of it; say so rather than train on less unasked.
+
+    (The space file's defaults are not reported: the run's data line shows how many images there are.)
+    """
+    o = plan.options
+    for flag, asked, have, split in (("--train", o.train, len(plan.data.train_y), "train"),
+                                     ("--val", o.val, len(plan.data.val_y), "val")):
+        if asked is not None and have < asked:
+            log.warning("%s %d: data %s has only %d %s images; using all %d", flag, asked, plan.data.name, have, split, have)
+
+
+def restart(options: RunOptions) -> str:
+    """Delete the study `options` would run in, and its output tables; returns what was deleted, in words."""
+    plan = prepare(options)
+    url = plan.storage_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return f"--restart: no study {plan.study_name!r} yet in {redact(url)}"
+    storage = open_storage(url)
+    try:
+        trials = len(optuna.load_study(study_name=plan.study_name, storage=storage).get_trials(deepcopy=False))
+        optuna.delete_study(study_name=plan.study_name, storage=storage)
+    except KeyError:
+        return f"--restart: no study {plan.study_name!r} yet in {redact(url)}"
+    for name in OUTPUTS:  # a new run that ends without a winner must not leave the old one's files standing
+        try:
+            (plan.results_dir / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise ScaleSearchError(f"--restart: cannot delete {plan.results_dir / name}: {exc.strerror}") from None
+    return f"--restart: deleted study {plan.study_name!r} ({trials} trials) from {redact(url)}"

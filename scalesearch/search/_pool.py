@@ -16,7 +16,7 @@ The workers die with this process: on Linux each asks the kernel for SIGTERM
 when its parent dies (``PR_SET_PDEATHSIG``), so a supervisor killed with
 SIGKILL leaves no orphans training on (they put their candidates back in the
 queue, as on Ctrl-C). A storage that stays unreachable past its retry time (see
-:mod:`scalesearch.storage`) stops the workers too, and the run fails with one line.
+:mod:`scalesearch.search`) stops the workers too, and the run fails with one line.
 """
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ from dataclasses import dataclass
 
 import optuna
 
-from . import proxy, search
-from .plan import Plan, RunOptions
-from .progress import Progress
-from .errors import ScaleSearchError
-from .schedule import TimeBudget
+from ..device import pick_device, usable_cores
+from ._queue import progress_counts, queue_next_round, start
+from ._plan import Plan, RunOptions
+from ._progress import Progress
+from ..errors import ScaleSearchError
+from ._schedule import TimeBudget
 
 POLL_S = 1.0
 PARENT_ENV = "SCALESEARCH_PARENT_PID"  # set for workers that should die with the process that started them
@@ -67,8 +68,8 @@ def slots(workers: int = 1, devices: str | None = None, device: str = "auto") ->
             raise ScaleSearchError(f"--workers must be >= 1, got {workers}")
         names = [device] * workers
     for name in set(names):
-        proxy.pick_device(name)  # a missing GPU is a one-line error here, not in every worker
-    threads = max(1, proxy.usable_cores() // len(names))
+        pick_device(name)  # a missing GPU is a one-line error here, not in every worker
+    threads = max(1, usable_cores() // len(names))
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     return [Slot(name, threads) for name in names]
@@ -100,7 +101,7 @@ def supervise(plan: Plan, study: optuna.Study, procs: list[subprocess.Popen],
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
     try:
         while (alive := sum(p.poll() is None for p in procs)):
-            on_poll(*search.progress_counts(plan, study), alive)  # waits out a database restart (storage.py)
+            on_poll(*progress_counts(plan, study), alive)  # waits out a database restart (storage.py)
             time.sleep(POLL_S)
     except (KeyboardInterrupt, ScaleSearchError):  # Ctrl-C, or the storage gone for good: no orphans left behind
         interrupt(procs)
@@ -108,7 +109,7 @@ def supervise(plan: Plan, study: optuna.Study, procs: list[subprocess.Popen],
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
-    done, total = search.progress_counts(plan, study)
+    done, total = progress_counts(plan, study)
     on_poll(done, total, 0)
     failed = [p.returncode for p in procs if p.returncode != 0]
     if failed and done < total:
@@ -156,11 +157,11 @@ def run(options: RunOptions, workers: int = 1, devices: str | None = None,
     """`scalesearch run` with several worker processes: create and queue the study here, train in the workers."""
     layout = slots(workers, devices, options.device)
     budget = TimeBudget(0.0)  # the first round runs whole; the budget trims the rounds after it
-    plan, study = search.start(options, progress)
+    plan, study = start(options, progress)
     budget.seconds = plan.space.time
-    done, total = search.progress_counts(plan, study)
+    done, total = progress_counts(plan, study)
     on_start(plan, total, done)
     supervise(plan, study, launch(plan, layout), on_poll)
-    while search.queue_next_round(plan, study, progress, budget):  # each round a fresh pool
+    while queue_next_round(plan, study, progress, budget):  # each round a fresh pool
         supervise(plan, study, launch(plan, layout), on_poll)
     return plan, study

@@ -13,15 +13,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as Bar
 
-from .latency_budget import near_edge_note
-from .storage import redact
+from ..space._latency_budget import near_edge_note
+from ._storage import redact
 
 if TYPE_CHECKING:
-    from .candidates import Candidate
-    from .latency import Latency
-    from .plan import Plan
-    from .schedule import TimeBudget
-    from .surface import Surface
+    from ..space._candidates import Candidate
+    from ..arch._latency import Latency
+    from ._plan import Plan
+    from ._schedule import TimeBudget
+    from ..stats._surface import Surface
 
 # Wide lines stay readable when stderr goes to a file or CI log (rich would assume 80 columns).
 _err = Console(stderr=True, width=None if sys.stderr.isatty() else 180)

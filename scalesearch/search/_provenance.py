@@ -1,7 +1,7 @@
 """Whether a study's trials mean what a new run asks for.
 
 `scalesearch run` records its resolved configuration in the study
-(``user_attrs["config"]``, see :meth:`scalesearch.search.Plan.config`). Running
+(``user_attrs["config"]``, see :meth:`scalesearch.search.Plan.config`) and compares it here. Running
 again resumes the study, which is only right when every setting that decides
 what a trial measured is the same: the base, the data, the proxy training, the
 budget, tolerance, constraint, pruner and ranges. A run that differs is refused
@@ -18,19 +18,11 @@ trials or seeds to add (sampler trials, seeds) may change between runs.
 from __future__ import annotations
 
 import json
-import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
-from .errors import ScaleSearchError
-from .storage import open_storage, redact
-
-if TYPE_CHECKING:
-    from .search import Plan, RunOptions
-
-log = logging.getLogger(__name__)
+from ..errors import ScaleSearchError
 
 # Top-level entries that are no setting of the trials: raw options (their resolved values are compared
 # instead), provenance, and counts derived from the compared settings.
@@ -46,17 +38,16 @@ IGNORED_KEYS = {"space": {"name", "path", "sampler", "trials", "time"}, "proxy":
 OUTPUTS = ("trials.csv", "ranking.csv", "coefficients.json", "coefficients.yaml", "coefficients.toml", "coefficients.py")
 
 
-def check(plan: Plan, study: optuna.Study) -> None:
-    """Refuse to reuse `study` for `plan` when its recorded settings differ; say when the data is smaller than asked."""
-    _say_if_data_is_short(plan)
+def check(study: optuna.Study, config: dict[str, Any], where: str) -> None:
+    """Refuse to reuse `study` (named in words by `where`) for a run of `config` when its recorded settings differ."""
     recorded = study.user_attrs.get("config")
     if not recorded:
         return
-    diffs = differences(recorded, plan.config())
+    diffs = differences(recorded, config)
     if diffs:
         trials = len(study.get_trials(deepcopy=False))
         raise ScaleSearchError(
-            f"study {plan.study_name!r} in {redact(plan.storage_url)} was run with other settings: {'; '.join(diffs)}. "
+            f"{where} was run with other settings: {'; '.join(diffs)}. "
             f"Its {trials} trials would not mean what this run asks for: run the same settings to resume it, give "
             f"another study name with --study NAME, or add --restart to delete it and start again")
 
@@ -87,37 +78,3 @@ def _flatten(config: dict[str, Any]) -> dict[str, Any]:
 
 def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _say_if_data_is_short(plan: Plan) -> None:
-    """--train or --val above what the data has: the proxies use all of it; say so rather than train on less unasked.
-
-    (The space file's defaults are not reported: the run's data line shows how many images there are.)
-    """
-    o = plan.options
-    for flag, asked, have, split in (("--train", o.train, len(plan.data.train_y), "train"),
-                                     ("--val", o.val, len(plan.data.val_y), "val")):
-        if asked is not None and have < asked:
-            log.warning("%s %d: data %s has only %d %s images; using all %d", flag, asked, plan.data.name, have, split, have)
-
-
-def restart(options: RunOptions) -> str:
-    """Delete the study `options` would run in, and its output tables; returns what was deleted, in words."""
-    from .search import prepare
-
-    plan = prepare(options)
-    url = plan.storage_url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        return f"--restart: no study {plan.study_name!r} yet in {redact(url)}"
-    storage = open_storage(url)
-    try:
-        trials = len(optuna.load_study(study_name=plan.study_name, storage=storage).get_trials(deepcopy=False))
-        optuna.delete_study(study_name=plan.study_name, storage=storage)
-    except KeyError:
-        return f"--restart: no study {plan.study_name!r} yet in {redact(url)}"
-    for name in OUTPUTS:  # a new run that ends without a winner must not leave the old one's files standing
-        try:
-            (plan.results_dir / name).unlink(missing_ok=True)
-        except OSError as exc:
-            raise ScaleSearchError(f"--restart: cannot delete {plan.results_dir / name}: {exc.strerror}") from None
-    return f"--restart: deleted study {plan.study_name!r} ({trials} trials) from {redact(url)}"

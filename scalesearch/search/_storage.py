@@ -32,8 +32,8 @@ import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from .errors import ScaleSearchError
-from .urls import check, password, redact
+from ..errors import ScaleSearchError
+from ._urls import check, password, redact
 
 ENV = "SCALESEARCH_STORAGE"  # every command's --storage default: keeps a password out of `ps`
 HEARTBEAT_S = int(os.environ.get("SCALESEARCH_HEARTBEAT_S", "10"))
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 def open_storage(url: str, mode: str = "create") -> optuna.storages.BaseStorage:
-    """An Optuna storage for `url`, checked first (:func:`scalesearch.urls.check`); failures are one line.
+    """An Optuna storage for `url`, checked first (:func:`scalesearch.search.check`); failures are one line.
 
     `mode` ``read`` opens a file storage read-only: it creates, grows and queues nothing.
     """

@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote_plus
 
-from .errors import ScaleSearchError
+from ..errors import ScaleSearchError
 
 MODES = ("read", "write", "create")
 EXPECTED = "expected sqlite:///PATH, journal:PATH or postgresql://USER:PASSWORD@HOST/DB"

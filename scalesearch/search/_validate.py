@@ -1,66 +1,26 @@
-"""Every command's input checked before it creates, queues or writes anything: stated limits and one table of rules.
+"""Every command's options checked before it creates, queues or writes anything: one table of rules.
 
-The limits below bound what a network, a proxy run and a family may be, so that no
-input can hang the tool or ask for terabytes: search spaces, base files and
-command-line options are all held to them. :func:`inputs` is the one way a CLI
-command is checked: it wraps the command, and before its body runs, every
-option that has a rule in :data:`RULES` is checked (a value the user left at
-None is not). Checks that need the whole plan (the memory a proxy run needs)
-are :func:`require_training_memory`, called before a study is created or a
-trial queued.
-
->>> check_phi(2.5)
-2.5
->>> check_phi(float("nan"))
-Traceback (most recent call last):
-...
-scalesearch.errors.ScaleSearchError: --phi must be a finite number from 0 to 16, got nan
+:func:`inputs` is the one way a CLI command is checked: it wraps the command, and
+before its body runs, every option that has a rule in :data:`RULES` is checked
+against the limits of :mod:`scalesearch.limits` (a value the user left at None is
+not). Checks that need the whole plan (the memory a proxy run needs) are
+:func:`scalesearch.proxy.require_training_memory`, called before a study is created
+or a trial queued.
 """
 from __future__ import annotations
 
 import functools
 import inspect
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from .errors import ScaleSearchError
-
-if TYPE_CHECKING:
-    from .arch import BaseNetwork
-    from .candidates import Candidate
-    from .space import SearchSpace
-
-# --- limits: each a guard against a typo, far above any real use -------------------------------------------
-MAX_PHI = 16  # EfficientNet-L2's width 4.3 is 1.1^15.3: no published member needs more
-MAX_MEMBERS = 100  # family members per --phi range
-MAX_BLOCKS = 10_000  # MBConv blocks in one network (B7 has 55; costing 10,000 takes ~0.1 s)
-MAX_REPEATS = 100  # blocks per stage of a base file
-MAX_KERNEL = 31  # the largest depthwise kernels in use (RepLKNet) are 31
-MAX_EXPAND = 32
-MAX_CHANNELS = 100_000  # channels of any layer, base or scaled
-MAX_SIDE = 4096  # px of any input a network is built or trained at
-MAX_COEFF = 10.0  # α, β, γ and width/depth multipliers
-MAX_BATCH = 4096  # images per training step or timed forward pass
-MAX_IMAGES = 10_000_000
-MAX_EPOCHS = 1000
-MAX_SEEDS = 100
-MAX_TRIALS = 100_000
-MAX_WORKERS = 256
-MAX_CLASSES = 100_000
-MAX_IN_CHANNELS = 64
-# Training keeps every layer's output for the backward pass, and BatchNorm and SiLU keep
-# their own: a training step of B0 proxies at 77 and 160 px (batch 64, CPU) peaked at 3.4-3.7
-# times the float32 activations, input, weights and optimizer included.
-ACT_COPIES = 4
-PARAM_COPIES = 4  # weights, gradients and AdamW's two moments
-
-
-def check_phi(value: float, flag: str = "--phi") -> float:
-    """φ as every command takes it: a finite number from 0 to MAX_PHI."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_PHI:
-        shown = f"{value:g}" if isinstance(value, float) else repr(value)
-        raise ScaleSearchError(f"{flag} must be a finite number from 0 to {MAX_PHI}, got {shown}")
-    return value
+from ..device import pick_device
+from ..errors import ScaleSearchError
+from ..limits import (MAX_BATCH, MAX_CLASSES, MAX_COEFF, MAX_EPOCHS, MAX_IMAGES, MAX_IN_CHANNELS, MAX_SEEDS,
+                      MAX_SIDE, MAX_TRIALS, MAX_WORKERS, check_phi)
+from ..results._family import parse_phis
+from ..space._space import parse_budget
+from ._urls import check as check_url
 
 
 def _bounded(low: float, high: float, integer: bool = False, low_open: bool = False) -> Callable[[str, Any], None]:
@@ -77,8 +37,6 @@ def _bounded(low: float, high: float, integer: bool = False, low_open: bool = Fa
 
 
 def _phi(flag: str, value: Any) -> None:
-    from .family import parse_phis
-
     if isinstance(value, str):
         parse_phis(value)
     else:
@@ -92,8 +50,6 @@ def _phi_above_one(flag: str, value: Any) -> None:
 
 
 def _device(flag: str, value: str) -> None:
-    from .proxy import pick_device
-
     pick_device(value, role="latency device" if flag == "--latency-device" else "device")
 
 
@@ -106,8 +62,6 @@ def _devices(flag: str, value: str) -> None:
 
 
 def _budget(flag: str, value: str) -> None:
-    from .space import parse_budget
-
     parse_budget(value)
 
 
@@ -116,14 +70,12 @@ def _not_empty(flag: str, value: str) -> None:
         raise ScaleSearchError(f"{flag} must not be empty; leave it out for the default")
 
 
-# What each command does with its storage (see scalesearch.urls.check); the others only read.
+# What each command does with its storage (see scalesearch.search.check); the others only read.
 STORAGE_MODES = {"run": "create", "worker": "write", "verify": "write"}
 
 
 def _storage(mode: str) -> Callable[[str, str], None]:
     def check(flag: str, value: str) -> None:
-        from .urls import check as check_url
-
         check_url(value, mode)
     return check
 
@@ -170,47 +122,3 @@ def check_option(command: str, param: str, value: Any) -> None:
         rule = COMMAND_RULES.get((command, param)) or RULES.get(param)
     if rule is not None:
         rule(FLAGS.get(param, "--" + param.replace("_", "-")), value)
-
-
-# --- the memory a proxy run needs ---------------------------------------------------------------------------
-
-def training_bytes(base: BaseNetwork, c: Candidate, space: SearchSpace, num_classes: int, in_channels: int) -> int:
-    """What training candidate `c` (already raised to its φ) as the proxy holds at once, roughly."""
-    from .candidates import assess
-
-    p = space.proxy
-    a = assess(base, c, int(p.resolution), num_classes, in_channels, p.width)
-    return 4 * (ACT_COPIES * a.acts_proxy * p.batch_size + PARAM_COPIES * a.params)
-
-
-def available_bytes(device: Any) -> tuple[int, str]:
-    """(bytes free, where) on a torch device: the GPU's free memory, or the machine's available memory."""
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0], f"free on {torch.cuda.get_device_name(device)}"
-    from .folder import available_memory
-
-    return available_memory(), "of memory available"
-
-
-def require_training_memory(base: BaseNetwork, candidates: list[Candidate], space: SearchSpace, num_classes: int,
-                            in_channels: int, device: Any, phis: tuple[float, ...] = (1,)) -> None:
-    """Refuse, before a study is created or a trial queued, proxies of `candidates` at `phis` that cannot fit on `device`."""
-    from .candidates import Candidate
-
-    sized = [(training_bytes(base, Candidate(c.alpha**phi, c.beta**phi, c.gamma**phi), space, num_classes, in_channels),
-              c, phi) for c in candidates for phi in phis]
-    if not sized:
-        return
-    need, c, phi = max(sized, key=lambda x: x[0])
-    free, where = available_bytes(device)
-    if need > free:
-        raise ScaleSearchError(
-            f"training the largest proxy (α={c.alpha:g} β={c.beta:g} γ={c.gamma:g} at φ = {phi:g}, batch "
-            f"{space.proxy.batch_size}) needs about {_gib(need)}, more than the {_gib(free)} {where}; use a smaller "
-            "--proxy-resolution or --batch-size")
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:,.1f} GiB"

@@ -1,9 +1,9 @@
 """A worker: one process's share of a study, popping queued trials and training each candidate on one device.
 
-A trial's life: take it from the queue, cost the trained member (:mod:`scalesearch.candidates`),
+A trial's life: take it from the queue, cost the trained member (:mod:`scalesearch.space`),
 reuse a twin's result when the same network was already trained with the same seed,
 else train the proxy (:mod:`scalesearch.proxy`) and record the outcome
-(:mod:`scalesearch.record`). Ctrl-C or SIGTERM stop at a safe point and put the
+(:mod:`scalesearch.results`). Ctrl-C or SIGTERM stop at a safe point and put the
 current candidate back in the queue; a divergence or a run that did not learn fails
 the trial with its reason and no traceback.
 """
@@ -26,13 +26,18 @@ import torch
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
-from . import proxy, record
-from .candidates import Candidate, assess, candidate_spec
-from .data import DeviceData, subset
-from .plan import Plan, seed_list
-from .progress import Progress
-from .sampling import manifold_size, suggest
-from .schedule import TimeBudget
+from ..device import configure
+from ..proxy import _train as proxy
+from ..arch._spec import network_key
+from ..results import _record as record
+from . import _queue as queue
+from ..space._candidates import Candidate, assess, candidate_spec
+from ..data._batches import DeviceData
+from ..data._load import subset
+from ._plan import Plan, seed_list
+from ._progress import Progress
+from ..space._sampling import manifold_size, suggest
+from ._schedule import TimeBudget
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,7 @@ class Worker:
     budget: TimeBudget | None = None  # the run's time budget: no trial starts that would not end in time
 
     def __post_init__(self) -> None:
-        proxy.configure(self.device)
+        configure(self.device)
         self._data: dict[int, DeviceData] = {}
         self.stopping = threading.Event()  # Ctrl-C or SIGTERM seen
         self.training = False  # inside the objective, where a stop may interrupt at once
@@ -138,7 +143,7 @@ class Worker:
             if any(t.state == TrialState.WAITING for t in trials):
                 return not self._in_time(trials)
             if not self.plan.grid:
-                proposed = {record.key(c) for t in trials if (c := record.candidate(t)) and record.is_done(t) and t.user_attrs.get("phi", 1) == 1}
+                proposed = {c.key for t in trials if (c := queue.candidate(t)) and queue.is_done(t) and t.user_attrs.get("phi", 1) == 1}
                 if len(proposed) < min(self.plan.space.trials, manifold_size(self.plan.space, self.plan.base)):
                     return False
             if not is_heartbeat_enabled(self.study._storage) or not any(t.state == TrialState.RUNNING for t in trials):
@@ -154,7 +159,7 @@ class Worker:
         if self.budget is None or not self.budget.limited:
             return True
         waiting = [t for t in trials if t.state == TrialState.WAITING]
-        c = record.candidate(waiting[0]) if waiting else None
+        c = queue.candidate(waiting[0]) if waiting else None
         if c is None:
             return True
         phi = waiting[0].user_attrs.get("phi", 1)
@@ -179,7 +184,7 @@ class Worker:
             self.stopping.set()
             trial.set_user_attr("fail_reason", "interrupted")
             if trial.user_attrs.get("queued"):  # back in the queue at once, for a live worker or the rerun
-                record.requeue(self.study, trial)
+                queue.requeue(self.study, trial)
             self.progress.finished("interrupted", None)
             raise
         finally:
@@ -200,7 +205,7 @@ class Worker:
         phi = trial.user_attrs.get("phi", 1)
         trained = Candidate(c.alpha**phi, c.beta**phi, c.gamma**phi)  # φ = 2 for transfer checks
         seed = int(trial.user_attrs.get("seed", space.proxy.seed))
-        if self._covered(trial, (record.key(c), seed, phi)):
+        if self._covered(trial, (c.key, seed, phi)):
             # Two `run`s that start together both queue the grid, or a sampler proposed a point
             # again: the later copy stands aside and does not count.
             trial.set_user_attr("unqueued", True)
@@ -213,7 +218,7 @@ class Worker:
                      | record.cost_attrs(a) | where).items():
             trial.set_user_attr(k, v)
         spec = candidate_spec(plan.base, trained, a.proxy_resolution, space.proxy.width)
-        trial.set_user_attr("network", record.network_key(spec))
+        trial.set_user_attr("network", network_key(spec))
         for k, v in record.shape_attrs(spec).items():
             trial.set_user_attr(k, v)
         self.progress.candidate(trained, seed, a.proxy_resolution, space.proxy.epochs)
@@ -261,7 +266,7 @@ class Worker:
 
     def _covered(self, trial: optuna.Trial, key: tuple) -> bool:
         """Whether an earlier trial already stands for this (candidate, seed, φ)."""
-        return any(t.number < trial.number and record.is_done(t) and record.slot(t) == key
+        return any(t.number < trial.number and queue.is_done(t) and queue.slot(t) == key
                    for t in self.study.get_trials(deepcopy=False))
 
     def _twin(self, trial: optuna.Trial, spec, seed: int) -> optuna.trial.FrozenTrial | None:
@@ -271,7 +276,7 @@ class Worker:
         network (24 feasible points, 19 networks for B0 at 2x); training it again with
         the same seed and data would repeat the same result at full cost.
         """
-        key = record.network_key(spec)
+        key = network_key(spec)
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             a = t.user_attrs
             if (a.get("network") == key and a.get("seed") == seed and "shared_from" not in a and a.get("val_acc")
@@ -305,7 +310,7 @@ class Worker:
     def _queue_other_seeds(self, c: Candidate, seed: int) -> None:
         for s in seed_list(self.plan.space):
             if s != seed:
-                record.enqueue(self.study, c, s, phi=1)
+                queue.enqueue_one(self.study, c, s, phi=1)
 
 
 

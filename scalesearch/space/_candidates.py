@@ -1,16 +1,12 @@
-"""Candidates (α depth, β width, γ resolution): the network each builds, its cost, and the grid within budget.
+"""Candidates (α depth, β width, γ resolution): the network each builds and its cost.
 
-Cost is exact, from :mod:`scalesearch.cost`: nominal (the paper's α·β²·γ²),
+Cost is exact, from :mod:`scalesearch.arch`: nominal (the paper's α·β²·γ²),
 measured (the built network's multiply-adds) at the target side and at the
 proxy's, and activations at the target side; latency is measured
-(:mod:`scalesearch.latency_budget`) for the points a MACs pre-filter keeps. A
+(:mod:`scalesearch.space`) for the points a MACs pre-filter keeps. A
 space's ``constraint`` says which one the budget is checked against.
 
 >>> from scalesearch.arch import load_base
->>> from scalesearch.space import load_space
->>> report = feasible_grid(load_space("paper"), load_base("b0"))
->>> report.total, report.feasible_nominal, report.feasible_measured
-(567, 69, 29)
 >>> a = assess(load_base("b0"), Candidate(1.2, 1.1, 1.15), proxy_resolution=32)
 >>> round(a.nominal, 2), round(a.measured_target, 2), a.target_resolution, a.proxy_resolution
 (1.92, 2.57, 258, 37)
@@ -23,16 +19,11 @@ import functools
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-from .arch import BaseNetwork, NetworkSpec, scale
-from .cost import Cost, network_cost
-from .errors import ScaleSearchError
-from .space import CONSTRAINTS, EPS, SearchSpace
-
-if TYPE_CHECKING:
-    from .latency import Meter, Progress
-    from .latency_budget import LatencyCheck
+from ..arch._spec import BaseNetwork, NetworkSpec, scale
+from ..arch._cost import Cost, network_cost
+from ..errors import ScaleSearchError
+from ._space import CONSTRAINTS, EPS
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +40,11 @@ class Candidate:
     def nominal(self) -> float:
         """The paper's cost model: FLOPs grow as α·β²·γ²."""
         return self.alpha * self.beta**2 * self.gamma**2
+
+    @property
+    def key(self) -> tuple[float, float, float]:
+        """The candidate as a dictionary key, immune to float noise in the stored coefficients."""
+        return (round(self.alpha, 4), round(self.beta, 4), round(self.gamma, 4))
 
 
 def resolution_for(base_resolution: int, gamma: float) -> int:
@@ -168,77 +164,7 @@ def within(a: Assessment, budget: float, tolerance: float, constraint: str) -> b
     return within_tolerance(_under(a, constraint), budget, tolerance)
 
 
-# ------------------------------------------------------------------------- grid
-
-
-def grid(space: SearchSpace) -> list[Candidate]:
-    """The full Cartesian product of the three ranges, in (α, β, γ) order."""
-    return [Candidate(a, b, g) for a in space.alpha.values() for b in space.beta.values() for g in space.gamma.values()]
-
-
-@dataclass(frozen=True)
-class GridReport:
-    """The grid points within budget, with counts under each constraint (latency only where it was measured)."""
-
-    feasible: list[Assessment]  # under the space's constraint, sorted by (α, β, γ)
-    total: int
-    feasible_nominal: int
-    feasible_measured: int
-    closest: list[Assessment]  # the 5 nearest to the budget when none is feasible, else empty
-    feasible_acts: int = 0
-    feasible_latency: int | None = None  # None: latency was not measured (another constraint)
-    latency: LatencyCheck | None = None  # the measurement behind the latency constraint
-
-
-def feasible_grid(space: SearchSpace, base: BaseNetwork, num_classes: int = 10, in_channels: int = 3, *,
-                  meter: Meter | None = None, latency: LatencyCheck | None = None,
-                  on_progress: Progress | None = None) -> GridReport:
-    """Assess every grid point of `space` on `base` against its budget and tolerance.
-
-    Under the latency constraint the points a MACs pre-filter keeps are measured with
-    `meter` (:func:`scalesearch.latency_budget.measure_grid`), unless `latency` holds
-    a measurement already made (a resumed or joined study reads the one it recorded).
-    """
-    side = space.proxy.resolution if isinstance(space.proxy.resolution, int) else base.resolution
-    every = [assess(base, c, side, num_classes, in_channels, space.proxy.width) for c in grid(space)]
-    if space.constraint == "latency":
-        every, latency = _with_latency(every, base, space, meter, latency, on_progress)
-    ok = {k: [a for a in every if within(a, space.budget, space.tolerance, k)] for k in CONSTRAINTS}
-    feasible = ok[space.constraint]
-    closest: list[Assessment] = []
-    if not feasible:
-        closest = sorted(every, key=lambda a: abs(_under(a, space.constraint) / space.budget - 1))[:5]
-    log.debug("space %s on %s: %d of %d grid points feasible (%s)", space.name, base.name, len(feasible), len(every), space.constraint)
-    return GridReport(feasible, len(every), len(ok["nominal"]), len(ok["measured"]), closest, len(ok["acts"]),
-                      len(ok["latency"]) if latency else None, latency)
-
-
-def _with_latency(every: list[Assessment], base: BaseNetwork, space: SearchSpace, meter: Meter | None,
-                  latency: LatencyCheck | None, on_progress: Progress | None) -> tuple[list[Assessment], LatencyCheck]:
-    from .latency_budget import measure_grid
-
-    if latency is None:
-        if meter is None:
-            raise ScaleSearchError("constraint latency needs a device to measure on (a latency Meter)")
-        latency = measure_grid(base, every, space.budget, meter, on_progress=on_progress)
-    return [latency.annotate(a) for a in every], latency
-
-
-def require_feasible(report: GridReport, space: SearchSpace) -> None:
-    """Raise a one-line error naming the closest points when the grid has no feasible point."""
-    if report.feasible:
-        return
-    near = ", ".join(
-        f"(α={a.candidate.alpha:g}, β={a.candidate.beta:g}, γ={a.candidate.gamma:g}) → {_under(a, space.constraint):.2f}x"
-        for a in report.closest
-    )
-    raise ScaleSearchError(
-        f"no point of search space {space.name!r} is within {space.tolerance * 100:g}% of budget "
-        f"{space.budget:g}x ({space.constraint}); closest: {near}"
-    )
-
-
 __all__ = [
-    "Candidate", "Assessment", "GridReport", "resolution_for", "narrowed", "candidate_spec", "target_ratio", "assess",
-    "within_tolerance", "within", "grid", "feasible_grid", "require_feasible",
+    "Candidate", "Assessment", "resolution_for", "narrowed", "candidate_spec", "target_ratio", "assess",
+    "within_tolerance", "within",
 ]

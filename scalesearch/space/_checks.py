@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from .errors import ScaleSearchError
+from ..errors import ScaleSearchError
 
 Check = Callable[[Any], Any]  # returns the clean value or raises ValueError(expected)
 

@@ -13,7 +13,7 @@ cheapest side whose worst deviation is within :data:`MAX_DEVIATION` wins (the
 least deviating side when none is).
 
 >>> from scalesearch.arch import load_base
->>> from scalesearch.candidates import feasible_grid
+>>> from scalesearch.space import feasible_grid
 >>> from scalesearch.space import load_space
 >>> b0, space = load_base("b0"), load_space("default").with_overrides(resolution=32)
 >>> cands = [a.candidate for a in feasible_grid(space, b0, 10, 1).feasible]
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arch import BaseNetwork
-from .candidates import Candidate, assess
-from .space import SearchSpace
+from ..arch._spec import BaseNetwork
+from ._candidates import Candidate, assess
+from ._space import SearchSpace
 
 # Worst relative gap allowed between a candidate's proxy and target cost ratios.
 MAX_DEVIATION = 0.15

@@ -1,6 +1,6 @@
 """A budget in measured latency: which grid points' built networks run within tolerance of budget × the base's latency.
 
-Latency is measured (:mod:`scalesearch.latency`), so it costs time a MACs count
+Latency is measured (:mod:`scalesearch.arch`), so it costs time a MACs count
 does not: only points an analytic pre-filter leaves in play are measured, those
 whose target MACs ratio lies within a factor `band` of the budget (default 2:
 for a 2x budget, 1x to 4x the base's MACs). On 2 CPU cores, batch 1, B0's
@@ -18,14 +18,10 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
 
-from .arch import BaseNetwork
-from .candidates import Assessment, Candidate, candidate_spec, resolution_for
-from .latency import Latency, Meter, Progress, distinguishable
-
-if TYPE_CHECKING:
-    import pandas as pd
+from ..arch._spec import BaseNetwork
+from ._candidates import Assessment, Candidate, candidate_spec, resolution_for
+from ..arch._latency import Latency, Meter, Progress, distinguishable
 
 BAND = 2.0
 # The base's repeated measurements must agree this well (max / min - 1), or it is measured again (up to 4 times).
@@ -117,26 +113,12 @@ class LatencyCheck:
 
 def meter_for(device: str, batch: int | None, results_dir: str | Path) -> Meter:
     """A meter on `device` (``auto`` as the proxy picks it) with the proxy's thread count and the results folder's cache."""
-    from .latency import resolve_device
-    from .proxy import configure, pick_device
+    from ..arch._latency import resolve_device
+    from ..device import configure, pick_device
 
     dev = pick_device(device) if device == "auto" else resolve_device(device)
     configure(dev)  # the thread count the proxy trains with is the one latency is measured with
     return Meter(dev, 1 if batch is None else batch, cache=Path(results_dir) / "latency-cache.json")
-
-
-def with_family_latency(fam: pd.DataFrame, base: BaseNetwork, alpha: float, beta: float, gamma: float, device: str = "auto",
-                        batch: int | None = None, results_dir: str | Path = "results",
-                        report: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, str]:
-    """A family table (:func:`scalesearch.family.family_table`) with each member's measured latency added,
-    and a line saying where and how it was measured; `report` hears the estimate and each member as it is timed."""
-    from .family_timing import time_family
-
-    meter = meter_for(device, batch, results_dir)
-    rows = time_family(base, alpha, beta, gamma, fam["phi"].tolist(), meter, report=report).rows
-    note = (f"latency: {meter.conditions.describe()}; {meter.measured} timed in {meter.seconds:.1f} s, "
-            f"{meter.reused} from the cache")
-    return fam.assign(latency_ms=[r["latency_s"] * 1e3 for r in rows], latency_ratio=[r["latency_ratio"] for r in rows]), note
 
 
 def _base_latency(meter: Meter, spec, side: int, between) -> tuple[Latency, tuple[float, ...]]:

@@ -1,6 +1,6 @@
 """Sampling on the budget manifold: every non-grid sampler's trial is a feasible candidate.
 
-Grid samplers walk :func:`scalesearch.candidates.feasible_grid`. The other samplers call :func:`suggest`,
+Grid samplers walk :func:`scalesearch.space.feasible_grid`. The other samplers call :func:`suggest`,
 which samples on the budget manifold so no trial is spent on an infeasible point:
 for every lattice (α, β) pair the γ that brings the cost closest to the budget is
 solved once (γ = sqrt(B / (α β²)) for ``nominal``; the integer target resolution
@@ -19,10 +19,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .arch import BaseNetwork
-from .candidates import Candidate, target_ratio, within_tolerance
-from .errors import ScaleSearchError
-from .space import EPS, Range, SearchSpace
+from ..arch._spec import BaseNetwork
+from ._candidates import Candidate, target_ratio, within_tolerance
+from ..errors import ScaleSearchError
+from ._space import EPS, Range, SearchSpace
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The search space: which (α depth, β width, γ resolution) to try, and which fit the budget.
 
-A search space is a TOML file (shipped ones live in ``scalesearch/spaces/``, listed by ``scalesearch spaces``)::
+A search space is a TOML file (shipped ones live in ``search_spaces/`` at the top of the repository and inside the installed package, listed by ``scalesearch spaces``)::
 
     description = "..."      # one line
     source = "..."           # where the numbers come from
@@ -12,7 +12,7 @@ A search space is a TOML file (shipped ones live in ``scalesearch/spaces/``, lis
                              # "nominal": alpha * beta**2 * gamma**2;
                              # "acts": activations (conv and linear outputs) at the target side / the base's;
                              # "latency": measured inference latency at the target side / the base's
-                             #   (scalesearch.latency; grid sampler only)
+                             #   (scalesearch.arch; grid sampler only)
     [alpha]                  # depth; required, like [beta] (width) and [gamma] (resolution)
     min = 1.0                # > 0, default 1.0
     max = 1.4                # >= min
@@ -44,8 +44,8 @@ A search space is a TOML file (shipped ones live in ``scalesearch/spaces/``, lis
 Every key is optional except the three ranges. A wrong key or value raises
 :class:`~scalesearch.errors.ScaleSearchError` naming the file and the dotted key.
 
-Candidates and their cost live in :mod:`scalesearch.candidates`; sampling on the
-budget manifold in :mod:`scalesearch.sampling`.
+Candidates and their cost live in :mod:`scalesearch.space`; sampling on the
+budget manifold in :mod:`scalesearch.space`.
 """
 from __future__ import annotations
 
@@ -55,13 +55,17 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .checks import Check, choice, fail, integer, number, read_table, section, text
-from .errors import ScaleSearchError
-from .files import read_toml, toml_text
-from .validate import MAX_BATCH, MAX_COEFF, MAX_EPOCHS, MAX_IMAGES, MAX_SEEDS, MAX_SIDE, MAX_TRIALS
+from ._checks import Check, choice, fail, integer, number, read_table, section, text
+from ..errors import ScaleSearchError
+from ..files import read_toml, toml_text
+from ..limits import MAX_BATCH, MAX_COEFF, MAX_EPOCHS, MAX_IMAGES, MAX_SEEDS, MAX_SIDE, MAX_TRIALS
 
 
-SPACES_DIR = Path(__file__).resolve().parent / "spaces"  # package data: found from any directory and install
+_PACKAGE = Path(__file__).resolve().parents[1]
+# The shipped spaces: a wheel installs the repository's search_spaces/ inside the package (pyproject.toml maps
+# it there); a source checkout or an editable install reads it where it lives, at the repository's top.
+SPACES_DIR = next((d for d in (_PACKAGE / "search_spaces", _PACKAGE.parent / "search_spaces") if d.is_dir()),
+                  _PACKAGE / "search_spaces")
 
 CONSTRAINTS = ("measured", "nominal", "acts", "latency")
 # What each constraint's ratio counts, for tables and exports.

@@ -1,7 +1,7 @@
 """The rounds of a search and its answer: what to train next, and how far the evidence carries the winner.
 
 The scores of all candidates are fitted together as one surface over the budget
-(:mod:`scalesearch.surface`), so each round goes where it most shrinks the 95% set of
+(:mod:`scalesearch.stats`), so each round goes where it most shrinks the 95% set of
 networks that could be best:
 
 1. the first round covers the surface: every distinct network, one seed (queued by the search);
@@ -19,14 +19,27 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from . import surface
-from .record import network_id
+from . import _surface as surface
 
 Cand = tuple[float, float, float]
+
+
+def network_id(row: Mapping[str, Any] | Any) -> str:
+    """A row's network identity; older studies did not record one, so each candidate stands for itself.
+
+    >>> network_id({"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "network": None})
+    '1.2/1.1/1.15'
+    """
+    get = row.get if isinstance(row, Mapping) else lambda k: getattr(row, k, None)
+    net = get("network")
+    if isinstance(net, str):
+        return net
+    return f"{get('alpha')}/{get('beta')}/{get('gamma')}"
 
 
 def observations(trials: pd.DataFrame, phi: float) -> pd.DataFrame:
