@@ -26,10 +26,10 @@ from .errors import ScaleSearchError
 from .results import RANKING_HEADERS, markdown_ranking, mega, pct, ranking_caption, ranking_cells, verdict_line
 from .search import Progress, RichProgress, inputs
 
-try:  # typer >= 0.16 vendors click
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException
+try:  # typer that vendors click: its usage errors derive from the public TyperException
+    from typer import TyperException as ClickException
+except ImportError:  # pragma: no cover  (older typer: click is a separate, public dependency)
+    from click import ClickException
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="EfficientNet-style compound scaling: search (α, β, γ) for your base network, data and budget.")
@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = command.main(args=argv, prog_name="scalesearch", standalone_mode=False)
     except (ScaleSearchError, ClickException) as exc:
-        message = exc.format_message() if isinstance(exc, ClickException) else str(exc)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         if not message:  # bare `scalesearch`: click has already shown the help
             sys.exit(0)
         print(f"scalesearch: error: {' '.join(message.split())}", file=sys.stderr)

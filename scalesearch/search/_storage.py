@@ -77,6 +77,11 @@ def open_storage(url: str, mode: str = "create") -> optuna.storages.BaseStorage:
     return storage
 
 
+def has_heartbeats(url: str) -> bool:
+    """Whether the storage :func:`open_storage` opens for `url` sends heartbeats: every RDB one does, a journal none."""
+    return not url.startswith("journal:")
+
+
 def _journal(url: str, mode: str) -> optuna.storages.BaseStorage:
     """A journal file storage; a file that is not an Optuna journal (garbage, truncated) is one line."""
     from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -84,6 +89,7 @@ def _journal(url: str, mode: str) -> optuna.storages.BaseStorage:
     path = url[len("journal:"):]
     try:
         storage = JournalStorage(JournalFileBackend(path))
+        # Private, kept: no public call tells a file that replayed no log line (not a journal) from an empty one.
         if storage._replay_result.log_number_read == 0 and os.path.getsize(path) > 0:  # bytes, but no log line
             raise ValueError("no log line")
         return storage
@@ -202,7 +208,7 @@ _LOST = ("server closed the connection", "terminating connection", "connection t
 def _quiet_fallback() -> None:
     """Drop Optuna's warning that a trials query failed and it falls back to a slower one, when the cause is a
     lost connection: it prints the whole SQL (hundreds of lines), and the retry here covers the loss."""
-    logger = logging.getLogger("optuna.storages._rdb.storage")
+    logger = logging.getLogger("optuna.storages._rdb.storage")  # the logger's name, the only handle on its warnings
     if not any(getattr(f, "scalesearch", False) for f in logger.filters):
         def keep(record: logging.LogRecord) -> bool:
             text = record.getMessage()

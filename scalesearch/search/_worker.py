@@ -23,7 +23,6 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from ..device import configure
@@ -38,6 +37,7 @@ from ._plan import Plan, seed_list
 from ._progress import Progress
 from ..space._sampling import manifold_size, suggest
 from ._schedule import TimeBudget
+from ._storage import has_heartbeats
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class Worker:
                 proposed = {c.key for t in trials if (c := queue.candidate(t)) and queue.is_done(t) and t.user_attrs.get("phi", 1) == 1}
                 if len(proposed) < min(self.plan.space.trials, manifold_size(self.plan.space, self.plan.base)):
                     return False
-            if not is_heartbeat_enabled(self.study._storage) or not any(t.state == TrialState.RUNNING for t in trials):
+            if not has_heartbeats(self.plan.storage_url) or not any(t.state == TrialState.RUNNING for t in trials):
                 return True
             self.stopping.wait(1.0)
             with warnings.catch_warnings():  # experimental since Optuna 2.9, as optimize() uses it
