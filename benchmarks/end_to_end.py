@@ -16,6 +16,7 @@ import optuna
 
 from scalesearch.search import _queue as queue
 from scalesearch import search
+from scalesearch.results import read_trial
 from scalesearch.search import Plan
 from scalesearch.search import Progress
 from scalesearch.results import ranking, trials_frame
@@ -49,9 +50,9 @@ def search_once(pruner: str, quick: bool, device: str, epochs: int | None) -> di
         start = time.perf_counter()
         plan, study = search.execute(options, LogProgress(pruner))
         wall = time.perf_counter() - start
-        trials = [t for t in study.get_trials(deepcopy=False) if queue.candidate(t) and not t.user_attrs.get("unqueued")]
-        trained = [t for t in trials if "shared_from" not in t.user_attrs]
-        epochs = sum(len(t.user_attrs.get("val_acc") or []) for t in trained)
+        trials = [t for t in study.get_trials(deepcopy=False) if queue.candidate(t) and not read_trial(t).get("unqueued")]
+        trained = [t for t in trials if "shared_from" not in read_trial(t)]
+        epochs = sum(len(read_trial(t).get("val_acc") or []) for t in trained)
         images = len(plan.data.train_y)
         top = [tuple(r) for r in ranking(trials_frame(study)).head(3)[["alpha", "beta", "gamma"]].itertuples(index=False)]
         return {
@@ -60,7 +61,7 @@ def search_once(pruner: str, quick: bool, device: str, epochs: int | None) -> di
             "complete": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
             "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials),
             "epochs": epochs,
-            "tmacs": sum(len(t.user_attrs.get("val_acc") or []) * t.user_attrs["macs_proxy"] for t in trained) * images / 1e12,
+            "tmacs": sum(len(read_trial(t).get("val_acc") or []) * read_trial(t)["macs_proxy"] for t in trained) * images / 1e12,
             "trial_s": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials if t.datetime_complete),
             "top3": top,
             "ceiling": ceiling(trials, trained, top, plan.space.proxy.epochs, images),
@@ -77,14 +78,14 @@ def ceiling(trials: list, trained: list, top3: list, epochs: int, images: int) -
     None without three complete candidates. A failed candidate counts the epochs it trained.
     """
     def curve(t) -> list[float]:
-        return t.user_attrs.get("val_acc") or []
+        return read_trial(t).get("val_acc") or []
 
     curves = {astuple(queue.candidate(t)): curve(t) for t in trials}
     if len(top3) < 3 or any(len(curves[k]) < epochs for k in top3):
         return None
     floor = [min(curves[k][e] for k in top3) for e in range(epochs - 1)]
     kept = [next((e + 1 for e, (acc, f) in enumerate(zip(curve(t), floor)) if acc < f), len(curve(t))) for t in trained]
-    return sum(kept), sum(e * t.user_attrs["macs_proxy"] for e, t in zip(kept, trained)) * images / 1e12
+    return sum(kept), sum(e * read_trial(t)["macs_proxy"] for e, t in zip(kept, trained)) * images / 1e12
 
 
 def saved(value: float, reference: float) -> str:

@@ -2,8 +2,9 @@
 
 One trial here is what :class:`scalesearch.search.Worker` does around a candidate, with
 a no-op objective: enqueue it with its candidate attributes, then `study.optimize`
-pops it (stale-trial check, ask, heartbeat thread), sets ATTRS user attributes,
-reports EPOCHS values and tells the result. One process, no contention: a lower bound.
+pops it (stale-trial check, ask, heartbeat thread), writes its record as the worker does
+(ATTRS fields: the cost before training, the outcome after, one attribute each, see
+:mod:`scalesearch.results`), reports EPOCHS values and tells the result. One process, no contention: a lower bound.
 
 PostgreSQL is the server in SCALESEARCH_BENCH_POSTGRES (a libpq DSN; default the local
 test server, user postgres, database test); a fresh database is made and dropped.
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 
 import optuna
 
+from scalesearch.results import _record as record
 from scalesearch.search import _queue as queue
 from scalesearch.space import Candidate
 from scalesearch.search import open_storage
@@ -27,7 +29,8 @@ from scalesearch.search import open_storage
 from .common import console, section, table
 
 ADMIN_DSN = os.environ.get("SCALESEARCH_BENCH_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test")
-ATTRS = 26  # as many user attributes as a trained candidate stores
+ATTRS = 26  # as many fields as a trained candidate records
+RESULT_FIELDS = 7  # of them, known only after training
 EPOCHS = 2
 CANDIDATE_S = 10.0  # a short proxy candidate, for the share column
 
@@ -67,10 +70,10 @@ def per_trial_ms(url: str, trials: int) -> tuple[float, float]:
     enqueue = time.perf_counter() - start
 
     def objective(trial: optuna.Trial) -> float:
-        for k in range(ATTRS):
-            trial.set_user_attr(f"attr{k}", float(k))
+        record.write(trial, "cost", {f"field{k}": float(k) for k in range(ATTRS - RESULT_FIELDS)})
         for epoch in range(EPOCHS):
             trial.report(0.5, epoch)
+        record.write(trial, "result", {f"field{k}": float(k) for k in range(ATTRS - RESULT_FIELDS, ATTRS)})
         return 0.5
 
     start = time.perf_counter()
@@ -96,7 +99,7 @@ def run(quick: bool = False, device: str = "cpu") -> str:
             rows.append([label, enqueue, pop_to_tell, total, f"{100 * total / 1000 / CANDIDATE_S:.2f}"])
     body = table(["storage", "enqueue (ms/trial)", "pop … tell (ms/trial)", "total (ms/trial)",
                   f"share of a {CANDIDATE_S:g} s candidate (%)"], rows)
-    note = (f"{trials} trials of a no-op objective that sets {ATTRS} user attributes and reports {EPOCHS} epochs, "
+    note = (f"{trials} trials of a no-op objective that records {ATTRS} fields in 2 user attributes and reports {EPOCHS} epochs, "
             "heartbeats on (journal storage has none); one process, so no lock waits.")
     return section("Storage overhead per trial", device, body, note)
 

@@ -16,6 +16,7 @@ from scalesearch.arch import _model as model
 from scalesearch import search
 from scalesearch.arch import network_cost
 from scalesearch.arch import Latency
+from scalesearch.results import read_trial
 
 TOLERANCE = 0.1
 
@@ -75,7 +76,7 @@ def test_latency_run_records_latency_and_conditions_and_a_rerun_measures_nothing
     study = optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
     recorded = study.user_attrs["config"]["latency"]
     assert recorded["conditions"]["memory_format"] == "channels_last" and recorded["measured"] == recorded["networks"]
-    assert all("latency_target" in t.user_attrs for t in study.trials if t.user_attrs.get("phi") == 1)
+    assert all("latency_target" in read_trial(t) for t in study.trials if read_trial(t).get("phi") == 1)
     doc = json.loads((db.parent / "coefficients.json").read_text())
     assert doc["constraint_detail"]["latency"]["conditions"]["batch"] == 1 and doc["latency_target"] > 0
     fam = {row["phi"]: row for row in doc["family"]}  # the winner's family timed too, here in MACs

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
 from scalesearch.search import open_storage
+from scalesearch.results import read_trial
 
 pytestmark = pytest.mark.postgres
 ADMIN_DSN = os.environ.get("SCALESEARCH_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -95,7 +96,7 @@ def trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def key(t: optuna.trial.FrozenTrial) -> tuple:
-    return t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"], t.user_attrs["seed"]
+    return read_trial(t)["alpha"], read_trial(t)["beta"], read_trial(t)["gamma"], read_trial(t)["seed"]
 
 
 def assert_each_complete_once(ts: list[optuna.trial.FrozenTrial], feasible: int) -> None:
@@ -127,17 +128,17 @@ def test_three_workers_complete_every_candidate_once(capsys, pg_url, space_file,
     assert r.code == 0, r.err
     ts = trials(pg_url, "three")
     assert_each_complete_once(ts, FEASIBLE[0.3])
-    assert all(t.state == TrialState.COMPLETE for t in ts if not t.user_attrs.get("unqueued")), ts
-    assert len({t.user_attrs["worker"] for t in ts if t.state == TrialState.COMPLETE}) >= 2  # it was shared out
+    assert all(t.state == TrialState.COMPLETE for t in ts if not read_trial(t).get("unqueued")), ts
+    assert len({read_trial(t)["worker"] for t in ts if t.state == TrialState.COMPLETE}) >= 2  # it was shared out
     assert PASSWORD not in r.out + r.err and "winner:" in r.out
 
 
 def test_killed_worker_trial_is_rerun_once(capsys, pg_url, space_file, tmp_path, fast_heartbeats) -> None:
     def first_running(ts):
-        return next((t for t in ts if t.state == TrialState.RUNNING and "worker" in t.user_attrs), None)
+        return next((t for t in ts if t.state == TrialState.RUNNING and "worker" in read_trial(t)), None)
 
     def kill(t) -> None:
-        os.kill(int(t.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        os.kill(int(read_trial(t)["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
 
     watcher = Watcher(pg_url, "kill", first_running, kill)
     watcher.start()
@@ -148,16 +149,16 @@ def test_killed_worker_trial_is_rerun_once(capsys, pg_url, space_file, tmp_path,
     ts, running = trials(pg_url, "kill"), watcher.seen
     assert_each_complete_once(ts, FEASIBLE[0.1])
     killed = ts[running.number]
-    assert killed.state == TrialState.FAIL and "fail_reason" not in killed.user_attrs
+    assert killed.state == TrialState.FAIL and "fail_reason" not in read_trial(killed)
     (retry,) = [t for t in ts if t.system_attrs.get("failed_trial") == running.number]
     assert retry.state == TrialState.COMPLETE and key(retry) == key(killed)
-    assert retry.user_attrs["worker"] != running.user_attrs["worker"]
+    assert read_trial(retry)["worker"] != read_trial(running)["worker"]
 
 
 def test_interrupt_then_rerun_retrains_nothing_complete(capsys, pg_url, space_file, tmp_path, fast_heartbeats) -> None:
     def some_done_some_running(ts):
         done = [t for t in ts if t.state == TrialState.COMPLETE]
-        workers = {t.user_attrs.get("worker") for t in ts} - {None}
+        workers = {read_trial(t).get("worker") for t in ts} - {None}
         return done if len(done) >= 1 and len(workers) == 2 and any(t.state == TrialState.RUNNING for t in ts) else None
 
     # Ctrl-C at the terminal: SIGINT to the `run` process, which passes it on to its workers.
@@ -168,9 +169,9 @@ def test_interrupt_then_rerun_retrains_nothing_complete(capsys, pg_url, space_fi
     watcher.stop()
     assert r.code == 130 and "run the same command again to resume" in r.err, r.err
     before = trials(pg_url, "sigint")
-    interrupted = [t for t in before if t.user_attrs.get("fail_reason") == "interrupted"]
+    interrupted = [t for t in before if read_trial(t).get("fail_reason") == "interrupted"]
     assert interrupted and all(t.state == TrialState.FAIL for t in interrupted)
-    assert not any(t.state == TrialState.RUNNING for t in before), [(t.number, t.user_attrs, t.datetime_start) for t in before if t.state == TrialState.RUNNING]
+    assert not any(t.state == TrialState.RUNNING for t in before), [(t.number, read_trial(t), t.datetime_start) for t in before if t.state == TrialState.RUNNING]
     assert {key(t) for t in interrupted} <= {key(t) for t in before if t.state == TrialState.WAITING}  # re-queued at once
     complete_before = {t.number: key(t) for t in before if t.state == TrialState.COMPLETE}
     assert 1 <= len(complete_before) < FEASIBLE[0.1]
@@ -253,7 +254,7 @@ def test_run_survives_a_server_restart(capsys, pg_url, space_file, tmp_path, mon
     state = {}
 
     def first_running(ts):
-        return next((t for t in ts if t.state == TrialState.RUNNING and "worker" in t.user_attrs), None)
+        return next((t for t in ts if t.state == TrialState.RUNNING and "worker" in read_trial(t)), None)
 
     def restart(_) -> None:
         restart_postgres()

@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
 from scalesearch.search._provenance import differences
+from scalesearch.results import read_trial
 
 SPACE = tiny_space(budget=1.5, tolerance=0.05, gamma_max=1.2, epochs=1)  # 3 candidates at 16 px
 
@@ -39,7 +40,7 @@ def test_other_settings_are_refused_and_restart_starts_again(capsys, base_args, 
     assert r.code == 0, r.err
     assert f"deleted study 's' ({len(first)} trials)" in r.err and "resuming" not in r.err
     again = study_trials(tmp_path)
-    assert all(t.user_attrs["train_images"] == 2 * 64 for t in again if t.state == TrialState.COMPLETE)  # 2 epochs
+    assert all(read_trial(t)["train_images"] == 2 * 64 for t in again if t.state == TrialState.COMPLETE)  # 2 epochs
     assert "after 2 proxy epochs" in r.out
 
     r = run_cli(capsys, *base_args, "--epochs", "2")  # the same settings resume
@@ -54,7 +55,7 @@ def test_what_may_change_between_runs(capsys, base_args, tmp_path) -> None:
     assert r.code == 0, r.err
     # every (candidate, seed) once: complete, or failed because a 1-epoch tiny proxy did not learn
     done = [t for t in study_trials(tmp_path) if t.state == TrialState.COMPLETE
-            or t.user_attrs.get("fail_reason", "").startswith("did not learn")]
+            or read_trial(t).get("fail_reason", "").startswith("did not learn")]
     assert len(done) == 2 * candidates
 
 
@@ -62,7 +63,7 @@ def test_a_new_study_name_leaves_the_old_one_alone(capsys, base_args, tmp_path) 
     assert run_cli(capsys, *base_args).code == 0
     other = [a if a != "s" else "s-2epochs" for a in base_args]
     assert run_cli(capsys, *other, "--epochs", "2").code == 0
-    assert all(len(t.user_attrs["val_acc"]) == 1 for t in study_trials(tmp_path) if t.state == TrialState.COMPLETE)
+    assert all(len(read_trial(t)["val_acc"]) == 1 for t in study_trials(tmp_path) if t.state == TrialState.COMPLETE)
 
 
 def test_more_images_than_the_data_has_is_said(capsys, caplog, base_args) -> None:

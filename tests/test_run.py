@@ -23,6 +23,7 @@ from scalesearch.errors import ScaleSearchError
 from scalesearch.search import Worker
 from scalesearch.space import manifold_size
 from scalesearch.space import ProxySettings, load_space
+from scalesearch.results import read_trial
 
 # Nine grid points within 10% of 2x nominal; proxies of a few hundred thousand MACs.
 TINY_SPACE = tiny_space()
@@ -47,7 +48,7 @@ def study_of(results: Path) -> optuna.Study:
 
 
 def complete_keys(study: optuna.Study) -> list[tuple[float, float, float]]:
-    return [(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"])
+    return [(read_trial(t)["alpha"], read_trial(t)["beta"], read_trial(t)["gamma"])
             for t in study.get_trials(states=(TrialState.COMPLETE,))]
 
 
@@ -96,14 +97,14 @@ def test_identical_networks_train_once(capsys, tmp_path) -> None:
     assert len(trials) == 4
     by_network: dict[str, list] = {}
     for t in trials:
-        by_network.setdefault(t.user_attrs["network"], []).append(t)
+        by_network.setdefault(read_trial(t)["network"], []).append(t)
     assert sorted(len(g) for g in by_network.values()) == [2, 2]
     expected = set()
     for first, second in by_network.values():
-        assert "shared_from" not in first.user_attrs and first.user_attrs["seconds"] > 0
-        assert second.user_attrs["shared_from"] == first.number and second.value == first.value
-        assert second.user_attrs["seconds"] == 0
-        a = first.user_attrs
+        assert "shared_from" not in read_trial(first) and read_trial(first)["seconds"] > 0
+        assert read_trial(second)["shared_from"] == first.number and second.value == first.value
+        assert read_trial(second)["seconds"] == 0
+        a = read_trial(first)
         expected.add(f"complete (same network as α={a['alpha']:g} β={a['beta']:g} γ={a['gamma']:g})")
     ranking = pd.read_csv(next(tmp_path.glob("*/ranking.csv")))
     assert set(ranking["state"]) - {"complete"} == expected
@@ -115,9 +116,9 @@ def test_a_pruned_network_is_not_trained_again(capsys, tmp_path, monkeypatch) ->
     assert r.code == 2 and r.err.rstrip().splitlines()[-1].startswith("scalesearch: error: no candidate completed")
     trials = study_of(tmp_path).get_trials(states=(TrialState.PRUNED,))
     assert len(trials) == 4
-    trained = [t for t in trials if "shared_from" not in t.user_attrs]
-    assert len(trained) == 2 and all(len(t.user_attrs["val_acc"]) == 1 for t in trials)
-    assert all(t.user_attrs["seconds"] == 0 for t in trials if t not in trained)
+    trained = [t for t in trials if "shared_from" not in read_trial(t)]
+    assert len(trained) == 2 and all(len(read_trial(t)["val_acc"]) == 1 for t in trials)
+    assert all(read_trial(t)["seconds"] == 0 for t in trials if t not in trained)
 
 
 def test_tpe_samples_distinct_feasible_candidates(capsys, space_file, tmp_path) -> None:
@@ -152,7 +153,7 @@ def test_diverged_candidate_fails_with_reason_and_the_study_goes_on(capsys, spac
     assert r.code == 0, r.err
     study = study_of(tmp_path)
     (failed,) = study.get_trials(states=(TrialState.FAIL,))
-    assert failed.user_attrs["fail_reason"].startswith("diverged: training loss became nan")
+    assert read_trial(failed)["fail_reason"].startswith("diverged: training loss became nan")
     assert len(complete_keys(study)) == FEASIBLE - 1
 
 
@@ -176,7 +177,7 @@ def test_interrupt_marks_the_trial_and_rerun_completes(capsys, space_file, tmp_p
     assert r.code == 130 and "run the same command again to resume" in r.err
     study = study_of(tmp_path)
     (stopped,) = study.get_trials(states=(TrialState.FAIL,))
-    assert stopped.user_attrs["fail_reason"] == "interrupted"
+    assert read_trial(stopped)["fail_reason"] == "interrupted"
     done_before = {t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}
     monkeypatch.setattr(proxy, "train", real_train)
     assert run_cli(capsys, *args(space_file, tmp_path)).code == 0
@@ -280,7 +281,7 @@ def test_samplers_never_repeat_a_point_and_stop_when_the_manifold_is_used_up(cap
     assert points < 12
     r = run_cli(capsys, *args(space_file, tmp_path, "--sampler", sampler, "--trials", "12", "--seeds", "2", "--epochs", "1"))
     assert r.code == 0, r.err
-    keys = [(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"], t.user_attrs["seed"])
+    keys = [(read_trial(t)["alpha"], read_trial(t)["beta"], read_trial(t)["gamma"], read_trial(t)["seed"])
             for t in study_of(tmp_path).get_trials(states=(TrialState.COMPLETE,))]
     assert len(keys) == len(set(keys)) == 2 * points
 
@@ -288,11 +289,11 @@ def test_samplers_never_repeat_a_point_and_stop_when_the_manifold_is_used_up(cap
 def test_sha_prunes_after_the_first_epoch_and_never_after_the_last(capsys, space_file, tmp_path) -> None:
     # Steps are epochs trained: SHA's first rung (min_resource 1) falls after epoch 1 of 2, where pruning saves one.
     assert run_cli(capsys, *args(space_file, tmp_path, "--pruner", "sha")).code == 0
-    trials = [t for t in study_of(tmp_path).trials if "network" in t.user_attrs]
+    trials = [t for t in study_of(tmp_path).trials if "network" in read_trial(t)]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert pruned and complete
-    assert all(sorted(t.intermediate_values) == [1] and len(t.user_attrs["val_acc"]) == 1 for t in pruned)
+    assert all(sorted(t.intermediate_values) == [1] and len(read_trial(t)["val_acc"]) == 1 for t in pruned)
     assert all(sorted(t.intermediate_values) == [1, 2] for t in complete)
 
 

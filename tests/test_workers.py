@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from cli_helpers import assert_user_error, run_cli, tiny_space
 from scalesearch.search import _pool as workers
 from scalesearch import search
+from scalesearch.results import read_trial
 from scalesearch.search import Worker
 from scalesearch.device import pick_device
 from scalesearch.errors import ScaleSearchError
@@ -133,7 +134,7 @@ def test_workers_die_with_a_killed_supervisor(tmp_path: Path) -> None:
             ts = optuna.load_study(study_name="orphans", storage=url).get_trials(states=(TrialState.RUNNING,))
         except (KeyError, ValueError, sqlalchemy.exc.OperationalError):  # not created yet
             continue
-        pids |= {int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in ts if "worker" in t.user_attrs}
+        pids |= {int(read_trial(t)["worker"].rsplit(":", 1)[1]) for t in ts if "worker" in read_trial(t)}
     assert pids, "no worker started a trial"
     supervisor.kill()
     supervisor.wait()

@@ -25,7 +25,7 @@ import optuna
 import pandas as pd
 
 from ..stats import _race as race
-from ._record import FIELDS
+from ._record import FIELDS, read
 from ..stats._race import network_id
 from ..stats._surface import t_quantile
 from ..errors import ScaleSearchError
@@ -52,7 +52,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows = []
     kind = score_kind(study)
     for t in study.get_trials(deepcopy=False):
-        a = t.user_attrs
+        a = read(t)
         if a.get("unqueued") or "alpha" not in a:
             continue
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "value": t.value}

@@ -21,6 +21,8 @@ from typing import Callable, Iterable, TypeVar
 import optuna
 from optuna.trial import TrialState
 
+from ..results._record import read
+
 T = TypeVar("T")
 
 # Kept back for what follows the last trial: fitting, writing the tables and the export.
@@ -69,7 +71,7 @@ class TimeBudget:
         spent = macs = 0.0
         since = time.time() - self.elapsed()
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            a = t.user_attrs
+            a = read(t)
             if not a.get("seconds") or not a.get("macs_proxy") or t.datetime_start is None or t.datetime_complete is None:
                 continue
             if t.datetime_start.timestamp() < since:

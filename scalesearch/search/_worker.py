@@ -213,14 +213,12 @@ class Worker:
         a = assess(plan.base, trained, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels, space.proxy.width)
         if phi == 1 and plan.report.latency is not None:  # measured for the search's own points only
             a = plan.report.latency.annotate(a)
-        where = {"device": str(self.device), "worker": f"{socket.gethostname()}:{os.getpid()}"}  # who trained it
-        for k, v in ({"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "phi": phi, "seed": seed}
-                     | record.cost_attrs(a) | where).items():
-            trial.set_user_attr(k, v)
+        for k, v in queue.queue_attrs(c, seed, phi).items():  # a sampler's trial was not queued with its slot
+            if k != "queued" and trial.user_attrs.get(k) != v:
+                trial.set_user_attr(k, v)
         spec = candidate_spec(plan.base, trained, a.proxy_resolution, space.proxy.width)
-        trial.set_user_attr("network", network_key(spec))
-        for k, v in record.shape_attrs(spec).items():
-            trial.set_user_attr(k, v)
+        where = {"device": str(self.device), "worker": f"{socket.gethostname()}:{os.getpid()}"}  # who trains it
+        record.write(trial, "cost", record.cost_attrs(a) | record.shape_attrs(spec) | {"network": network_key(spec)} | where)
         self.progress.candidate(trained, seed, a.proxy_resolution, space.proxy.epochs)
         twin = self._twin(trial, spec, seed)
         if twin is not None:
@@ -232,7 +230,8 @@ class Worker:
 
         def on_epoch(epoch: int, acc: float, loss: float) -> None:
             accs.append(acc)
-            trial.set_user_attr("val_acc", accs)
+            if epoch + 1 < space.proxy.epochs:  # a pruned trial keeps its curve; the last epoch's is in the result
+                trial.set_user_attr("val_acc", accs)
             self.progress.epoch(epoch, acc)
             # Step = epochs trained, so the pruners' min_resource=1 rung falls after the first epoch;
             # after the last one there is nothing left to save, and the trial should count as complete.
@@ -254,11 +253,11 @@ class Worker:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             return self._fail(trial, f"out of memory on {self.device} at {a.proxy_resolution} px")
-        for k, v in {"val_acc": r.val_acc, "val_loss": r.val_loss, "train_loss": r.train_loss,
-                     "seconds": r.seconds, "best_acc": max(r.val_acc), "train_images": r.train_images,
-                     # without a pruner only the last epoch is evaluated
-                     "best_epoch": r.best_epoch + 1 if space.pruner != "none" else space.proxy.epochs}.items():
-            trial.set_user_attr(k, v)
+        record.write(trial, "result", {
+            "val_acc": r.val_acc, "val_loss": r.val_loss, "train_loss": r.train_loss, "seconds": r.seconds,
+            "best_acc": max(r.val_acc), "train_images": r.train_images,
+            # without a pruner only the last epoch is evaluated
+            "best_epoch": r.best_epoch + 1 if space.pruner != "none" else space.proxy.epochs})
         if not queued and not plan.grid:
             self._queue_other_seeds(c, seed)
         self.progress.finished("complete", r.final_acc)
@@ -278,7 +277,7 @@ class Worker:
         """
         key = network_key(spec)
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-            a = t.user_attrs
+            a = record.read(t)
             if (a.get("network") == key and a.get("seed") == seed and "shared_from" not in a and a.get("val_acc")
                     and t.number != trial.number):
                 return t
@@ -286,14 +285,12 @@ class Worker:
 
     def _share(self, trial: optuna.Trial, twin: optuna.trial.FrozenTrial) -> float:
         """Record the twin's outcome as this candidate's own, with the link and no training time."""
-        accs = twin.user_attrs["val_acc"]
+        shared = record.read(twin)
+        accs = shared["val_acc"]
         for step, value in twin.intermediate_values.items():
             trial.report(value, step)
-        for k in ("val_acc", "val_loss", "train_loss", "best_epoch", "best_acc"):
-            if k in twin.user_attrs:
-                trial.set_user_attr(k, twin.user_attrs[k])
-        trial.set_user_attr("seconds", 0.0)
-        trial.set_user_attr("shared_from", twin.number)
+        record.write(trial, "result", {k: shared[k] for k in ("val_acc", "val_loss", "train_loss", "best_epoch", "best_acc")
+                                       if k in shared} | {"seconds": 0.0, "shared_from": twin.number})
         if twin.state == TrialState.PRUNED:
             self.progress.finished("pruned", accs[-1])
             raise optuna.TrialPruned(f"same network as trial {twin.number}, pruned after epoch {len(accs)}")
