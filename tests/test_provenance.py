@@ -41,7 +41,7 @@ def test_other_settings_are_refused_and_restart_starts_again(capsys, base_args, 
     assert f"deleted study 's' ({len(first)} trials)" in r.err and "resuming" not in r.err
     again = study_trials(tmp_path)
     assert all(read_trial(t)["train_images"] == 2 * 64 for t in again if t.state == TrialState.COMPLETE)  # 2 epochs
-    assert "after 2 proxy epochs" in r.out
+    assert "(2 proxy epochs, φ = 1)" in r.out
 
     r = run_cli(capsys, *base_args, "--epochs", "2")  # the same settings resume
     assert r.code == 0 and "resuming" in r.err, r.err

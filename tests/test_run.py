@@ -134,7 +134,7 @@ def test_tpe_samples_distinct_feasible_candidates(capsys, space_file, tmp_path) 
 def test_seeds_give_intervals(capsys, space_file, tmp_path) -> None:
     r = run_cli(capsys, *args(space_file, tmp_path, "--seeds", "2", "--epochs", "1"))
     assert r.code == 0, r.err
-    assert "95% margin of the paired fit" in " ".join(r.out.split())
+    assert "95% set = the networks that could be best" in " ".join(r.out.split())
     ranking = pd.read_csv(next(tmp_path.glob("*/ranking.csv")))
     assert (ranking["seeds"] == 2).all() and ranking["ci95"].notna().all()
 
