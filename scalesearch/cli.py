@@ -42,7 +42,8 @@ STORAGE_OPT = typer.Option(None, "--storage", envvar=search.STORAGE_ENV,
 RESULTS_OPT = typer.Option("results", help="Where results/<study>/ lives.")
 STUDY_OPT = typer.Option(None, help="Study name in --storage.")
 STUDY_ARG = typer.Argument(None, metavar="[STUDY]", show_default=False,
-                           help="Study name: a folder under --results-dir (default: the latest there).")
+                           help="A results folder (results/<study>), or a study name found anywhere under --results-dir "
+                                "(default: the latest there).")
 
 
 def table(title: str, columns, rows, caption: str | None = None, left: tuple[str, ...] = (), wrap: tuple[str, ...] = ()) -> Table:
@@ -238,6 +239,7 @@ def show(
     top: Optional[int] = typer.Option(None, help="Only the first K rows (after --sort)."),
     sort: str = typer.Option("rank", help="Order by a column of the csv/json output, e.g. params, or acc_std:desc."),
     show_all: bool = typer.Option(False, "--all", help="Also candidates with no complete seed: pruned and failed, with the reason."),
+    wide: bool = typer.Option(False, "--wide", help="Every column of ranking.csv (the default table fits 120 columns)."),
     study: Optional[str] = STUDY_OPT,
     storage_url: Optional[str] = STORAGE_OPT,
     results_dir: str = RESULTS_OPT,
@@ -264,7 +266,9 @@ def show(
         if fmt == "markdown":
             sys.stdout.write(markdown_ranking(ranked, title, val_images) + "".join(f"\n{line}\n" for line in lines))
         else:
-            out.print(ranking_table(ranked, title, val_images=val_images), "\n".join(lines), highlight=False)
+            shown = table(title, *results.wide_table(ranked)) if wide else ranking_table(ranked, title, val_images=val_images)
+            (Console(width=10_000) if wide else out).print(shown, highlight=False)  # --wide: as wide as its columns
+            out.print("\n".join(lines), highlight=False, soft_wrap=True)  # the verdict on one line, however long
     if ranked.empty:
         err.print("no complete candidate" + ("" if show_all else "; --all also lists pruned and failed ones"), highlight=False)
 

@@ -405,3 +405,18 @@ def test_a_perfect_val_score_still_has_a_standard_error():
     assert 0 < val_standard_error(1.0, 150) < val_standard_error(0.5, 150)
     assert val_standard_error(1.0, 150) == pytest.approx(val_standard_error(0.0, 150))
     assert val_standard_error(0.8, 500) == pytest.approx((0.8 * 0.2 / 500) ** 0.5)
+
+
+def test_show_finds_a_study_by_its_folder_or_its_name_in_nested_results(capsys, tmp_path, monkeypatch):
+    """STUDY is a results folder (from anywhere), or a name found anywhere under results/; --wide gives every column."""
+    results = tmp_path / "results" / "nested"
+    assert run_cli(capsys, "run", "--base", "tiny-mbconv", "--data", "synthetic:96", "--train", "32", "--val", "32",
+                   "--epochs", "1", "--seeds", "1", "--max-seeds", "1", "--study", "deep", "--results-dir", results).code == 0
+    monkeypatch.chdir(tmp_path)
+    for study in ("results/nested/deep", "results/nested/deep/study.db", "deep", None):
+        r = run_cli(capsys, "show", *([study] if study else []))
+        assert r.code == 0, r.err
+        assert "Ranking: deep" in r.out and sum(line.startswith("verdict: ") for line in r.out.splitlines()) == 1
+    wide = run_cli(capsys, "show", "deep", "--wide").out
+    assert "measured_target" in wide and "target_resolution" in wide
+    assert_user_error(run_cli(capsys, "show", "nope"), "no study 'nope'")

@@ -11,12 +11,13 @@ from ._family import RESOLUTION_MULTIPLE, SCHEMA_VERSION, Family, family_table, 
 from ._ranking import ranking, sort_ranking, study_winner, trials_frame, winner, write_set, write_tables
 from ._record import CURVES, FIELDS, read as read_trial
 from ._report import (RANKING_HEADERS, constraint_line, constraint_summary, markdown_ranking, mega, pct, ranking_caption,
-                      ranking_cells, ranking_document, surface_line, verdict_line)
+                      ranking_cells, ranking_document, surface_line, verdict_line,
+                      wide_table)
 
 __all__ = ["CURVES", "FIELDS", "Family", "RANKING_HEADERS", "RESOLUTION_MULTIPLE", "SCHEMA_VERSION", "boundary_warnings",
            "choose_format", "coefficients_document", "constraint_line", "constraint_summary", "export_study", "family_table",
            "mega", "pct", "ranking_caption", "ranking_cells", "read_trial", "sort_ranking", "study_base", "surface_line",
-           "verdict_document",
+           "verdict_document", "wide_table",
            "json_text", "load_family", "markdown_ranking", "member", "official_family", "parse_phis", "proxy_fit",
            "python_snippet", "ranking", "ranking_document", "render", "scaling_fit", "study_winner", "top_candidates",
            "transfer_check", "trials_frame", "verdict_line", "winner", "with_official", "write_set", "write_tables"]

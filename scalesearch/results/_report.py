@@ -69,7 +69,7 @@ def ranking_caption(ranked, val_images: int | None = None) -> str:
     else:
         ties = f"{ONE_SEED}, differences may be noise (more --time or --seeds gives more seeds)"
     return (f"{ties}; cost × = built network's multiply-adds (or the constraint's measure) / the base's; proxy = the "
-            "network as trained (data's classes and channels, proxy width and side); --format csv gives every column")
+            "network as trained (data's classes and channels, proxy width and side); --wide or --format csv gives every column")
 
 
 SHOW_UNITS = {"acc_mean, acc_std, ci95": "fraction of validation images (ci95: half-width of the 95% Student-t interval)",
@@ -107,6 +107,14 @@ def constraint_line(config: dict[str, Any]) -> str:
                  f"{cond['dtype']}, {cond['memory_format']}; base {lat['base_seconds'] * 1e3:.2f} ms, measured "
                  f"{len(lat['base_medians'])}× ({agree})")
     return line
+
+
+def wide_table(ranked: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of every column of the ranking, as ranking.csv has them: ``show --wide``."""
+    def cell(x) -> str:
+        return "" if blank(x) else f"{x:.4g}" if isinstance(x, float) else str(x)
+
+    return list(ranked.columns), [[cell(x) for x in row] for row in ranked.itertuples(index=False)]
 
 
 def verdict_line(v, candidates: int) -> str:

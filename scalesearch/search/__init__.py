@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ._driver import SearchResult, execute, finish, join, run, verify
 from ._family_timing import FAMILY_PASS_LIMIT_S, time_family, with_family_latency
-from ._plan import Plan, RunOptions, latest_study, load, load_recorded, open_study, prepare, restart, seed_list
+from ._plan import Plan, RunOptions, find_study, latest_study, load, load_recorded, open_study, prepare, restart, seed_list
 from ._progress import Progress, RichProgress
 from ._queue import enqueue, progress_counts, queue_next_round, start
 from ._schedule import TimeBudget
@@ -16,6 +16,6 @@ from ._validate import inputs
 from ._worker import Worker
 
 __all__ = ["FAMILY_PASS_LIMIT_S", "STORAGE_ENV", "die_with_parent", "Plan", "Progress", "RichProgress", "RunOptions", "SearchResult", "TimeBudget",
-           "Worker", "enqueue", "execute", "finish", "inputs", "join", "latest_study", "load", "load_recorded",
+           "Worker", "enqueue", "execute", "find_study", "finish", "inputs", "join", "latest_study", "load", "load_recorded",
            "open_storage", "open_study", "prepare", "progress_counts", "queue_next_round", "redact", "restart", "run",
            "seed_list", "start", "time_family", "verify", "with_family_latency"]

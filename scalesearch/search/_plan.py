@@ -233,11 +233,29 @@ def seed_list(space: SearchSpace, count: int | None = None) -> list[int]:
 
 
 def latest_study(results_dir: str | Path = "results") -> tuple[str, str]:
-    """(storage URL, study name) of the most recently written results/<study>/study.db."""
-    dbs = sorted(Path(results_dir).glob("*/study.db"), key=lambda p: p.stat().st_mtime)
+    """(storage URL, study name) of the most recently written study.db anywhere under `results_dir`."""
+    dbs = sorted(Path(results_dir).rglob("study.db"), key=lambda p: p.stat().st_mtime)
     if not dbs:
         raise ScaleSearchError(f"no study under {results_dir}/: run scalesearch run first, or give --storage URL --study NAME")
     return f"sqlite:///{dbs[-1]}", dbs[-1].parent.name
+
+
+def find_study(name: str | None, results_dir: str | Path = "results") -> tuple[str, str | None]:
+    """(storage URL, study name) of STUDY as commands take it: a results folder (or its study.db), else a study
+    name found anywhere under `results_dir`, nested folders too; None is the latest. A folder's name is not
+    assumed to be its study's: None lets the one study in its database answer."""
+    if name is None:
+        return latest_study(results_dir)
+    folder = Path(name).parent if Path(name).name == "study.db" else Path(name)
+    if (folder / "study.db").is_file():
+        return f"sqlite:///{folder / 'study.db'}", None
+    found = sorted(db for db in Path(results_dir).rglob("study.db") if db.parent.name == name)
+    if not found:
+        raise ScaleSearchError(f"no study {name!r}: no results folder {name} and no {name}/study.db under {results_dir}/")
+    if len(found) > 1:
+        raise ScaleSearchError(f"study {name!r} is in {len(found)} folders: {', '.join(str(db.parent) for db in found)}; "
+                               "give the folder's path")
+    return f"sqlite:///{found[0]}", name
 
 
 def load(storage_url: str | None = None, study_name: str | None = None, results_dir: str | Path = "results") -> tuple[Plan, optuna.Study]:
@@ -266,13 +284,7 @@ def load_recorded(storage_url: str | None = None, study_name: str | None = None,
     The light path for reading results (`show`, `export`); :func:`load` builds on it to train more.
     """
     if storage_url is None:
-        if study_name is None:
-            storage_url, study_name = latest_study(results_dir)
-        else:
-            db = Path(results_dir) / study_name / "study.db"
-            if not db.exists():
-                raise ScaleSearchError(f"no study {study_name!r}: {db} does not exist")
-            storage_url = f"sqlite:///{db}"
+        storage_url, study_name = find_study(study_name, results_dir)
     storage = open_storage(storage_url, "read")
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if study_name is None:
