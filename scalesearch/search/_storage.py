@@ -66,6 +66,8 @@ def open_storage(url: str, mode: str = "create") -> optuna.storages.BaseStorage:
         hint = "; for PostgreSQL run pip install 'scalesearch[postgres]'" if url.startswith("postgres") else ""
         raise ScaleSearchError(f"storage {redact(url)}: missing driver ({missing}){hint}") from None
     except Exception as exc:  # SQLAlchemy/driver errors: say what failed without the password
+        if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__:  # Optuna < 5 wraps them
+            exc = exc.__cause__
         detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
         if mode == "read" and any(m in detail for m in ("readonly database", "read-only transaction")):
             detail = "it holds no Optuna study (reading would have to create its tables)"
