@@ -136,3 +136,20 @@ def test_a_run_where_nothing_learns_ranks_nothing_and_exports_nothing(capsys, tm
     assert r.code == 2 and "no candidate completed" in r.err and "Traceback" not in r.err
     assert r.err.count("diverged") + r.err.count("did not learn") >= 3
     assert not list(tmp_path.glob("*/coefficients.json"))
+
+
+def test_a_first_round_cut_short_is_not_resolved_and_the_queue_covers_the_surface_first():
+    done = surface_trials(seeds=2, noise=0.001, rng=np.random.default_rng(4), tilt=0.5)
+    assert race.verdict(done).resolved
+    waiting = pd.DataFrame([{"alpha": 1.0, "beta": 1.6, "gamma": 1.0, "phi": 1, "seed": 0, "network": None,
+                             "score": None, "state": "WAITING", "value": None}])
+    cut = race.verdict(pd.concat([done, waiting], ignore_index=True))
+    assert not cut.resolved and "1 candidate(s) not trained yet" in cut.reason
+    from scalesearch.search._queue import spread_order
+    from scalesearch.space import Candidate
+    grid = [Candidate(a, b, g) for a in (1.0, 1.2, 1.4) for b in (1.0, 1.2) for g in (1.0, 1.1, 1.2)]
+    order = spread_order(grid)
+    key = lambda c: (c.alpha, c.beta, c.gamma)
+    assert sorted(order, key=key) == sorted(grid, key=key) and order[0].alpha == 1.2  # every one, from the middle
+    first_four = order[:4]
+    assert len({c.alpha for c in first_four}) >= 2 and len({c.gamma for c in first_four}) >= 2  # not one corner

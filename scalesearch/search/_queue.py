@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -69,8 +70,25 @@ def requeue(study: optuna.Study, t: FrozenTrial | optuna.Trial) -> None:
 
 
 def enqueue_grid(plan: Plan, study: optuna.Study) -> int:
-    """Queue every feasible (candidate, seed) that has no trial yet; returns how many were added."""
-    return enqueue(plan, study, [a.candidate for a in plan.report.feasible], phi=1)
+    """Queue every feasible (candidate, seed) that has no trial yet, spread over the surface; returns how many."""
+    return enqueue(plan, study, spread_order([a.candidate for a in plan.report.feasible]), phi=1)
+
+
+def spread_order(candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates in farthest-first order over (log α, log β, log γ), from the middle outwards.
+
+    A first round cut short by the time budget then still covers the whole surface thinly
+    instead of one corner of the grid densely.
+    """
+    if len(candidates) < 3:
+        return list(candidates)
+    x = np.log([[c.alpha, c.beta, c.gamma] for c in candidates])
+    order = [int(np.argmin(((x - x.mean(axis=0)) ** 2).sum(axis=1)))]
+    gap = ((x - x[order[0]]) ** 2).sum(axis=1)
+    while len(order) < len(candidates):
+        order.append(int(np.argmax(gap)))
+        gap = np.minimum(gap, ((x - x[order[-1]]) ** 2).sum(axis=1))
+    return [candidates[i] for i in order]
 
 
 def enqueue(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: int = 1,

@@ -25,8 +25,9 @@ from ..results._record import read
 
 T = TypeVar("T")
 
-# Kept back for what follows the last trial: fitting, writing the tables and the export.
-RESERVE_S = 15.0
+# Kept back for what follows the last trial (fitting, writing the tables and the export): a share of the
+# budget, at least a few seconds.
+RESERVE_SHARE, RESERVE_MIN_S = 0.025, 3.0
 
 
 @dataclass
@@ -48,7 +49,10 @@ class TimeBudget:
 
     def left(self) -> float:
         """Seconds left for training (inf without a budget)."""
-        return self.seconds - self.elapsed() - RESERVE_S if self.limited else math.inf
+        return self.seconds - self.elapsed() - self.reserve() if self.limited else math.inf
+
+    def reserve(self) -> float:
+        return max(RESERVE_MIN_S, RESERVE_SHARE * self.seconds)
 
     def allows(self, seconds: float) -> bool:
         """Whether a trial of `seconds` still fits; remembers when one did not."""

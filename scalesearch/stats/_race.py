@@ -150,6 +150,10 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
     in_set = s.confidence_set
     tied = [c for k in in_set for c in built[k]]
     winner, stage, problems = _pick_twin(trials, built[s.leader], s)
+    untrained = _untrained(trials)
+    if untrained:
+        problems.append(f"{untrained} candidate(s) not trained yet (the time ran out in the first round): the fit "
+                        "covers part of the space")
     if len(in_set) > 1:
         problems.append("more than one network could be best")
     if s.form == "means":
@@ -164,6 +168,13 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
     reason = "; ".join(problems) if problems else (
         f"the only network in the 95% set{' after φ = 2 split its twins' if stage == 2 else ''}")
     return Verdict(winner, float(s.table["p_best"].iloc[0]), stage, tied, not problems, reason, needed, edge, len(in_set))
+
+
+def _untrained(trials: pd.DataFrame) -> int:
+    """φ = 1 candidates queued but with no finished trial yet."""
+    one = trials[trials["phi"] == 1]
+    finished = one["state"].isin(["COMPLETE", "PRUNED", "FAIL"]).groupby([one["alpha"], one["beta"], one["gamma"]]).any()
+    return int((~finished).sum())
 
 
 def _pick_twin(trials: pd.DataFrame, twins: list[Cand], s: surface.Surface) -> tuple[Cand, int, list[str]]:
