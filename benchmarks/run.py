@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-BENCHMARKS = ["cost_model", "throughput", "loader", "storage_overhead", "end_to_end", "soundness", "pg_restart", "latency",
+BENCHMARKS = ["cost_model", "throughput", "loader", "storage_overhead", "end_to_end", "pg_restart", "latency",
               "surface", "calibration"]
 
 
