@@ -22,7 +22,7 @@ from scalesearch.results._family import SCHEMA_PATH, schema
 from scalesearch.results import Family
 from scalesearch.results import member
 from scalesearch.arch import build
-from scalesearch.results._ranking import has_intervals
+from scalesearch.results._ranking import has_intervals, trials_frame
 from scalesearch.results import ranking, trials_frame
 
 try:
@@ -420,3 +420,16 @@ def test_show_finds_a_study_by_its_folder_or_its_name_in_nested_results(capsys, 
     wide = run_cli(capsys, "show", "deep", "--wide").out
     assert "measured_target" in wide and "target_resolution" in wide
     assert_user_error(run_cli(capsys, "show", "nope"), "no study 'nope'")
+
+
+def test_optuna_compares_trials_by_the_score_the_ranking_uses(study):
+    """One meaning of "best": every trial's Optuna value is the score the ranking fits (val top-1 in this study,
+    −final val loss by default), maximised, so Optuna's best trial (optuna-dashboard's) is the best single (candidate, seed) by that score.
+    The ranking's winner is the surface's optimum over all seeds, which a single lucky seed need not be."""
+    st = study["study"]
+    frame = trials_frame(st)
+    done = frame[frame["state"] == "COMPLETE"]
+    assert st.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert done["value"].tolist() == pytest.approx(done["score"].tolist())
+    assert st.best_trial.value == pytest.approx(done["score"].max())
+    assert frame.set_index("trial").loc[st.best_trial.number, "acc"] == pytest.approx(done["acc"].max())
