@@ -23,7 +23,7 @@ import optuna
 from .._version import __version__
 from ..space import _fidelity as fidelity
 from ..arch._spec import BaseNetwork, load_base
-from ..space._candidates import resolution_for
+from ..space._candidates import Assessment, Candidate, assess, resolution_for
 from ..space._grid import GridReport, feasible_grid, require_feasible
 from ..arch._latency import Meter
 from ..arch._latency import Progress as LatencyProgress
@@ -84,6 +84,11 @@ class Plan:
     storage_url: str
     results_dir: Path
     design: fidelity.ProxyDesign
+
+    def proxy_cost(self, trained: Candidate) -> Assessment:
+        """The cost of the member `trained` (coefficients already to the power φ) as this plan's proxy trains it."""
+        p = self.space.proxy
+        return assess(self.base, trained, p.resolution, self.data.num_classes, self.data.in_channels, p.width)
 
     @property
     def grid(self) -> bool:

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..arch._spec import network_key
 from ..results import _ranking as results
-from ..space._candidates import Candidate, assess, candidate_spec
+from ..space._candidates import Candidate, candidate_spec
 from ..space._sampling import manifold_size
 from ..stats import _race as race
 from ._plan import Plan, RunOptions, open_study, prepare, seed_list
@@ -139,13 +139,13 @@ def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None 
 
 def _priced(plan: Plan, study: optuna.Study, budget: TimeBudget, todo: list) -> list:
     """Each queued (α, β, γ, seed, φ) with its expected seconds; a twin of one already priced costs nothing."""
+    pace = budget.pace(study) or 0.0
     seen, priced = set(), []
     for a, b, g, seed, phi in todo:
         c = Candidate(a**phi, b**phi, g**phi)
-        assessed = assess(plan.base, c, plan.space.proxy.resolution, plan.data.num_classes, plan.data.in_channels,
-                          plan.space.proxy.width)
-        net = network_key(candidate_spec(plan.base, c, assessed.proxy_resolution, plan.space.proxy.width))
-        priced.append(((a, b, g, seed, phi), 0.0 if (net, seed) in seen else budget.trial_seconds(study, assessed.macs_proxy)))
+        cost = plan.proxy_cost(c)
+        net = network_key(candidate_spec(plan.base, c, cost.proxy_resolution, plan.space.proxy.width))
+        priced.append(((a, b, g, seed, phi), 0.0 if (net, seed) in seen else pace * cost.macs_proxy))
         seen.add((net, seed))
     return priced
 

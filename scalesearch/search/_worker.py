@@ -30,7 +30,7 @@ from ..proxy import _train as proxy
 from ..arch._spec import network_key
 from ..results import _record as record
 from . import _queue as queue
-from ..space._candidates import Candidate, assess, candidate_spec
+from ..space._candidates import Candidate, candidate_spec
 from ..data._batches import DeviceData
 from ..data._load import subset
 from ._plan import Plan, seed_list
@@ -163,9 +163,7 @@ class Worker:
         if c is None:
             return True
         phi = waiting[0].user_attrs.get("phi", 1)
-        p = self.plan.space.proxy
-        a = assess(self.plan.base, Candidate(c.alpha**phi, c.beta**phi, c.gamma**phi), p.resolution,
-                   self.plan.data.num_classes, self.plan.data.in_channels, p.width)
+        a = self.plan.proxy_cost(Candidate(c.alpha**phi, c.beta**phi, c.gamma**phi))
         return self.budget.allows(self.budget.trial_seconds(self.study, a.macs_proxy))
 
     def _stop_when_finished(self, study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
@@ -210,7 +208,7 @@ class Worker:
             # again: the later copy stands aside and does not count.
             trial.set_user_attr("unqueued", True)
             raise optuna.TrialPruned("already evaluated")
-        a = assess(plan.base, trained, space.proxy.resolution, plan.data.num_classes, plan.data.in_channels, space.proxy.width)
+        a = plan.proxy_cost(trained)
         if phi == 1 and plan.report.latency is not None:  # measured for the search's own points only
             a = plan.report.latency.annotate(a)
         for k, v in queue.queue_attrs(c, seed, phi).items():  # a sampler's trial was not queued with its slot

@@ -75,11 +75,12 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
     `contenders` caps the networks given a seed in one round; `phi2` is how many of the set's
     leading networks have their twins trained at φ = 2.
     """
-    s = fit(trials)
-    if s is None:
+    obs = observations(trials, 1)
+    if obs.empty:
         return "", []
+    s = surface.fit(obs)
     built = members(trials, 1)
-    used = observations(trials, 1).groupby("key")["seed"].agg(set)
+    used = obs.groupby("key")["seed"].agg(set)
     in_set = s.confidence_set
 
     def more_seeds(keys: list) -> list:
