@@ -30,6 +30,7 @@ from ._family import FORMAT, RESOLUTION_MULTIPLE, SCHEMA_VERSION, family_table, 
 from ..files import write_text
 from ..stats._race import fit as race_fit, space_ranges, verdict
 from ..stats._surface import FEATURES, LEVEL
+from ._record import COMPARISON
 from ._report import constraint_summary
 from ._ranking import has_intervals, trials_frame
 
@@ -66,9 +67,27 @@ def coefficients_document(study: optuna.Study, ranked: pd.DataFrame, base: BaseN
         "verdict": verdict_document(study),
         **{k: doc[k] for k in ("base", "resolution_multiple", "family", "equivalents")},
         "units": doc["units"] | {"proxy_val_top1": "fraction of validation images"},
+        **_comparison(study),
         "provenance": {"study": study.study_name, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "scalesearch_version": __version__, **config},
     }
+
+
+def _comparison(study: optuna.Study) -> dict[str, Any]:
+    """The `comparison` section: compound against single-dimension scaling (scalesearch compare), when the study has one."""
+    doc = study.user_attrs.get("comparison")
+    return {"comparison": doc} if doc else {}
+
+
+def comparison_export(study: optuna.Study) -> dict[str, Any]:
+    """The file of a comparison's own study: its coefficients' family, the comparison and the provenance."""
+    settings = study.user_attrs["config"]["compare"]
+    doc = family_document(study_base(study), settings["alpha"], settings["beta"], settings["gamma"])
+    if not study.user_attrs.get("comparison"):
+        raise ScaleSearchError(f"comparison {study.study_name!r} has not finished: run scalesearch compare again")
+    return doc | _comparison(study) | {"provenance": {
+        "study": study.study_name, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "scalesearch_version": __version__, **study.user_attrs["config"]}}
 
 
 def _with_family_latency(doc: dict[str, Any], study: optuna.Study) -> None:
@@ -224,8 +243,11 @@ def export_study(study: optuna.Study, fmt: str = "json", output: str | Path | No
     ``<results_dir>/<study>/coefficients.<ext>``; ``output="-"`` writes nothing (path None)."""
     from ._ranking import ranking, study_winner
 
-    trials, _ = study_winner(study)  # a one-line error when nothing completed
-    doc = coefficients_document(study, ranking(trials), study_base(study))
+    if study.user_attrs.get("config", {}).get("kind") == COMPARISON:
+        doc = comparison_export(study)
+    else:
+        trials, _ = study_winner(study)  # a one-line error when nothing completed
+        doc = coefficients_document(study, ranking(trials), study_base(study))
     if str(output) == "-":
         return doc, None
     path = Path(output) if output else Path(results_dir) / study.study_name / f"coefficients{FORMATS[fmt]}"

@@ -26,6 +26,9 @@ from optuna.trial import FrozenTrial
 from ..arch._spec import NetworkSpec
 from ..space._candidates import Assessment
 
+# The `kind` a comparison's study records in its configuration (scalesearch compare); a search records none.
+COMPARISON = "compare"
+
 # The dict-valued attributes a trial's fields are written in, in the order they are written.
 PARTS = ("cost", "result")
 

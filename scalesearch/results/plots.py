@@ -40,7 +40,8 @@ def pareto_mask(macs: Sequence[float], acc: Sequence[float]) -> np.ndarray:
     return mask
 
 
-def _figure(width: float = 7.5, height: float = 5.0, cols: int = 1) -> tuple[Figure, list]:
+def new_figure(width: float = 7.5, height: float = 5.0, cols: int = 1) -> tuple[Figure, list]:
+    """A figure on the Agg canvas (no pyplot, no display) with `cols` side-by-side axes."""
     fig = Figure(figsize=(width, height), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     return fig, [fig.add_subplot(1, cols, k + 1) for k in range(cols)]
@@ -48,7 +49,7 @@ def _figure(width: float = 7.5, height: float = 5.0, cols: int = 1) -> tuple[Fig
 
 def accuracy_vs_macs(trials: pd.DataFrame, title: str) -> Figure:
     """φ = 1 candidates (95% intervals where seeds allow), their Pareto front, the winner; φ = 0 / 2 runs beside."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     ranked = ranking(trials)
     x, y = ranked["macs_proxy"].astype(float) / 1e6, ranked["acc_mean"].astype(float) * 100
     err = ranked["ci95"].astype(float) * 100
@@ -88,7 +89,7 @@ def _spread(alpha: pd.Series, beta: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def accuracy_plane(trials: pd.DataFrame, title: str) -> Figure:
     """Each φ = 1 candidate at (α, β), coloured by γ, sized and labelled by its val top-1."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     r = ranking(trials)
     acc = r["acc_mean"].to_numpy(dtype=float) * 100
     (x, place), y = _spread(r["alpha"], r["beta"]), r["beta"].to_numpy(dtype=float)
@@ -116,7 +117,7 @@ def family_growth(base: BaseNetwork, alpha: float, beta: float, gamma: float, ph
     """Params and GMACs of the extrapolated family against φ, official B0 … B7 beside."""
     fam = family_table(base, alpha, beta, gamma, list(phis))
     off = official_family()
-    fig, axes = _figure(11, 4.5, cols=2)
+    fig, axes = new_figure(11, 4.5, cols=2)
     label = f"{base.name}: α={alpha:g} β={beta:g} γ={gamma:g}"
     for ax, col, ylabel in ((axes[0], "params", "parameters (M, 1000 classes, log scale)"),
                             (axes[1], "macs", "multiply-adds (GMACs per image, log scale)")):
@@ -136,20 +137,27 @@ def family_growth(base: BaseNetwork, alpha: float, beta: float, gamma: float, ph
     return fig
 
 
-def save(figures: dict[str, Figure], folder: Path) -> list[Path]:
-    """`stem`.png and `stem`.svg in `folder` for each figure: all rendered to temporary files, then all renamed."""
+def save(figures: dict[str, Figure], folder: Path, texts: dict[str, str] | None = None) -> list[Path]:
+    """`stem`.png and `stem`.svg in `folder` for each figure, and the `texts` (file name → UTF-8 text) beside them:
+    all written to temporary files, then all renamed (or none)."""
     jobs = [(fig, fmt, folder / f"{stem}.{fmt}") for stem, fig in figures.items() for fmt in FORMATS]
+    jobs += [(text, None, folder / name) for name, text in (texts or {}).items()]
     with atomic_all([path for _, _, path in jobs]) as tmps, rc_context({"svg.fonttype": "none"}):  # SVG text stays text
-        for (fig, fmt, _), tmp in zip(jobs, tmps):
-            fig.savefig(tmp, format=fmt)
+        for (what, fmt, _), tmp in zip(jobs, tmps):
+            if fmt is None:
+                tmp.write_text(what, encoding="utf-8")
+            else:
+                what.savefig(tmp, format=fmt)
     return [path for _, _, path in jobs]
 
 
 def write_plots(trials: pd.DataFrame, base: BaseNetwork, folder: Path, study_name: str,
-                phis: Sequence[float] = tuple(range(8))) -> list[Path]:
-    """All three figures of a study with at least one complete φ = 1 candidate, or none; returns the files written."""
+                phis: Sequence[float] = tuple(range(8)), extra: dict[str, Figure] | None = None) -> list[Path]:
+    """All three figures of a study with at least one complete φ = 1 candidate, and the `extra` ones (a comparison's),
+    or none; returns the files written."""
     w = ranking(trials).iloc[0]
     make_folder(folder)  # before drawing: an unwritable folder fails in milliseconds
     return save({"accuracy_vs_mmacs": accuracy_vs_macs(trials, f"{study_name}: proxy accuracy against cost"),
                  "alpha_beta_plane": accuracy_plane(trials, f"{study_name}: candidates on the (α, β) plane"),
-                 "family": family_growth(base, float(w["alpha"]), float(w["beta"]), float(w["gamma"]), phis)}, folder)
+                 "family": family_growth(base, float(w["alpha"]), float(w["beta"]), float(w["gamma"]), phis),
+                 **(extra or {})}, folder)

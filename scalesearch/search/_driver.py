@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 import pandas as pd
@@ -102,7 +102,7 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
     if unknown:
         raise ScaleSearchError(f"unknown option {unknown[0]!r}; expected one of {', '.join(f.name for f in fields(RunOptions))}")
     folder = Path(options.get("results_dir", "results"))
-    opts = RunOptions(base=_as_file(base, folder, "base"), space=_as_file(space, folder, "space"), budget=budget, **options)
+    opts = RunOptions(base=as_file(base, folder, "base"), space=as_file(space, folder, "space"), budget=budget, **options)
     if isinstance(opts.data, Dataset) and (workers != 1 or devices is not None):
         raise ScaleSearchError("a Dataset object trains in this process only: give workers=1 (or save it as an "
                                "image folder and pass its path)")
@@ -117,7 +117,7 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
     return finish(plan, study, progress)
 
 
-def _as_file(value: Any, folder: Path, kind: str) -> str:
+def as_file(value: Any, folder: Path, kind: str) -> str:
     """A name or path as it is; an object written to ``<folder>/inputs/<name>.toml`` so a resume can read it."""
     if isinstance(value, (str, Path)):
         return str(value)
@@ -159,6 +159,19 @@ def _time_family(plan: Plan, study: optuna.Study, w: pd.Series, progress: Progre
                                            "skipped": timed.skipped})
 
 
+@dataclass(frozen=True)
+class Rounds:
+    """What a study trains after its first round (``next`` queues a round, 0 when none is left) and, in words, what
+    for: the expected-time line says where the rest of the time budget goes."""
+
+    next: Callable[[Plan, optuna.Study, Progress, TimeBudget], int]
+    goal: str  # what later rounds serve, e.g. "the 95% set"
+    until: str  # when they stop without a time budget
+
+
+SEARCH_ROUNDS = Rounds(queue_next_round, "the 95% set", "it holds one network or the seeds reach max_seeds")
+
+
 def execute(options: RunOptions, progress: Progress | None = None, started: float | None = None) -> tuple[Plan, optuna.Study]:
     """Prepare, create or resume the study, queue the grid and train round after round until the answer is
     resolved, nothing more would help or the space's time budget (counted from `started`, a
@@ -167,21 +180,31 @@ def execute(options: RunOptions, progress: Progress | None = None, started: floa
     KeyboardInterrupt propagates after the current trial is marked interrupted;
     running the same options again picks up where it stopped.
     """
+    pick_device(options.device)  # refused before anything is prepared
+    return train_rounds(lambda p: start(options, p), SEARCH_ROUNDS, progress, started)
+
+
+def train_rounds(begin: Callable[[Progress], tuple[Plan, optuna.Study]], rounds: Rounds, progress: Progress | None = None,
+                 started: float | None = None) -> tuple[Plan, optuna.Study]:
+    """The anytime loop of a study in this process: `begin` creates or resumes it with its first round queued,
+    then the worker trains and `rounds` queues the next round, as this host's measured pace lets the plan's
+    time budget (counted from `started`) allow. It prints the expected time before training."""
     progress = progress or Progress()
-    device = pick_device(options.device)
     budget = TimeBudget(0.0, **({} if started is None else {"started": started}))
-    plan, study = start(options, progress)
+    plan, study = begin(progress)
+    device = pick_device(plan.options.device)
     budget.seconds = plan.space.time
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
-    worker = Worker(plan, study, device, progress, options.compile, budget)
+    worker = Worker(plan, study, device, progress, plan.options.compile, budget)
     if total > done or budget.limited:  # a resume plans its rounds from this host's pace too
         budget.pace_hint = worker.expected_seconds(1) / _mean_macs(plan)
     if total > done:
-        progress.note(expected_line(budget.pace_hint * _mean_macs(plan) * (total - done), total - done, device, budget))
+        progress.note(expected_line(budget.pace_hint * _mean_macs(plan) * (total - done), total - done, device, budget,
+                                    rounds))
     progress.clock(budget)
     worker.work()
-    while queue_next_round(plan, study, progress, budget):
+    while rounds.next(plan, study, progress, budget):
         worker.work()
     if budget.spent_out and not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         raise ScaleSearchError(f"the time budget ({budget.seconds / 60:g} min) was spent before any candidate trained "
@@ -198,22 +221,25 @@ def _mean_macs(plan: Plan) -> float:
     return sum(a.macs_proxy for a in plan.report.feasible) / len(plan.report.feasible)
 
 
-def expected_line(seconds: float, trials: int, device: torch.device, budget: TimeBudget | None = None) -> str:
+def expected_line(seconds: float, trials: int, device: torch.device, budget: TimeBudget | None = None,
+                  rounds: Rounds = SEARCH_ROUNDS) -> str:
     """The run's expected time in words: the first round's, and what the budget leaves for the rounds after it."""
     first = (f"expected: about {max(1, round(seconds / 60))} min on {device} for the {trials} trials of the first round "
              "(every network once; timed from a few training steps)")
     if budget is None or not budget.limited:
-        return first + "; later rounds follow the 95% set until it holds one network or the seeds reach max_seeds"
+        return first + f"; later rounds follow {rounds.goal} until {rounds.until}"
     if seconds > budget.left():
         return (first + f"; WARNING: more than the time budget ({budget.describe()}): the run stops when it is spent, "
                 "with some networks untrained (the same command resumes)")
-    return first + f"; the rest of the {budget.describe().split(' of ')[1]} budget goes to the 95% set"
+    return first + f"; the rest of the {budget.describe().split(' of ')[1]} budget goes to {rounds.goal}"
 
 
 def join(study_name: str, storage_url: str, device: str = "auto", progress: Progress | None = None,
-         compile: bool = False) -> tuple[int, int]:
-    """Train a study's queued trials in this process (``scalesearch worker``); returns (done, planned) after."""
-    plan, study = load(storage_url, study_name)
+         compile: bool = False, reopen: Callable[[str, str], tuple[Plan, optuna.Study]] = load) -> tuple[int, int]:
+    """Train a study's queued trials in this process (``scalesearch worker``); returns (done, planned) after.
+
+    `reopen` (storage URL, study name) rebuilds the plan a study recorded: :func:`load` for a search."""
+    plan, study = reopen(storage_url, study_name)
     dev = pick_device(device)
     progress = progress or Progress()
     progress.start(plan, *reversed(progress_counts(plan, study)))
@@ -240,4 +266,5 @@ def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: fl
     Worker(plan, study, dev, progress, compile).work()
 
 
-__all__ = ["SearchResult", "run", "finish", "execute", "join", "verify"]
+__all__ = ["Rounds", "SEARCH_ROUNDS", "SearchResult", "as_file", "run", "finish", "execute", "train_rounds", "join",
+           "verify"]

@@ -31,6 +31,7 @@ from ..space._latency_budget import LatencyCheck, meter_for
 from ..data._load import Dataset, data_shape, load_data
 from ..errors import ScaleSearchError
 from ..files import make_folder
+from ..results._record import COMPARISON
 from ._provenance import OUTPUTS, check as check_provenance
 from ..device import pick_device
 from ..space._space import SearchSpace, load_space, parse_budget, parse_duration
@@ -93,6 +94,15 @@ class Plan:
     @property
     def grid(self) -> bool:
         return self.space.sampler == "grid"
+
+    def scope(self) -> str:
+        """What the study trains, in one line: the grid within budget and the data."""
+        r = self.report
+        return (f"grid: {r.total} points; within {self.space.tolerance:.0%} of {self.space.budget:g}x: "
+                f"{r.feasible_nominal} nominal, {r.feasible_measured} measured, {r.feasible_acts} acts"
+                f"{'' if r.feasible_latency is None else f', {r.feasible_latency} latency'} at {self.base.resolution} px "
+                f"(constraint: {self.space.constraint}); data {self.data.name}: {len(self.data.train_y)} train / "
+                f"{len(self.data.val_y)} val images")
 
     def config(self) -> dict[str, Any]:
         """The provenance stored in the study and carried into every export."""
@@ -270,6 +280,9 @@ def load(storage_url: str | None = None, study_name: str | None = None, results_
     """
     recorded_study, storage_url = load_recorded(storage_url, study_name, results_dir)
     config = recorded_study.user_attrs["config"]
+    if config.get("kind") == COMPARISON:
+        raise ScaleSearchError(f"study {recorded_study.study_name!r} is a comparison: scalesearch compare resumes it and "
+                               "scalesearch worker joins it")
     known = {f for f in RunOptions.__dataclass_fields__}
     recorded = {k: v for k, v in config["options"].items() if k in known}
     if str(recorded.get("data", "")).startswith(OBJECT):
@@ -291,11 +304,14 @@ def load_recorded(storage_url: str | None = None, study_name: str | None = None,
     if storage_url is None:
         storage_url, study_name = find_study(study_name, results_dir)
     storage = open_storage(storage_url, "read")
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    names = [s.study_name for s in summaries]
     if study_name is None:
-        if len(names) != 1:
+        # A search and the comparisons made of its winner share its storage: the search is the folder's study.
+        searches = [s.study_name for s in summaries if s.user_attrs.get("config", {}).get("kind") != COMPARISON]
+        if len(names) != 1 and len(searches) != 1:
             raise ScaleSearchError(f"{redact(storage_url)} holds {len(names)} studies; choose one with --study: {', '.join(names) or 'none'}")
-        study_name = names[0]
+        study_name = names[0] if len(names) == 1 else searches[0]
     if study_name not in names:
         raise ScaleSearchError(f"no study {study_name!r} in {redact(storage_url)}; it holds: {', '.join(names) or 'none'}")
     study = optuna.load_study(study_name=study_name, storage=storage)

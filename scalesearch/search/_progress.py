@@ -78,11 +78,7 @@ class RichProgress(Progress):
     def start(self, plan: Plan, total: int, done: int) -> None:
         r = plan.report
         _err.print(f"study {plan.study_name} in {redact(plan.storage_url)}", highlight=False)
-        _err.print(f"grid: {r.total} points; within {plan.space.tolerance:.0%} of {plan.space.budget:g}x: "
-                  f"{r.feasible_nominal} nominal, {r.feasible_measured} measured, {r.feasible_acts} acts"
-                  f"{'' if r.feasible_latency is None else f', {r.feasible_latency} latency'} at {plan.base.resolution} px "
-                  f"(constraint: {plan.space.constraint}); data {plan.data.name}: {len(plan.data.train_y)} train / "
-                  f"{len(plan.data.val_y)} val images", highlight=False)
+        _err.print(plan.scope(), highlight=False)
         p, d = plan.space.proxy, plan.design
         kind = plan.options.proxy_for
         table = f" with [proxy.{kind}]" if kind in dict(plan.space.device_proxy) else ""

@@ -31,6 +31,8 @@ IGNORED_SECTIONS = {"scalesearch_version", "created", "options", "grid"}
 # proxy.train / proxy.val are what was asked for; data.train / data.val, the images the trials used, are compared.
 IGNORED_KEYS = {"space": {"name", "path", "sampler", "trials", "time"}, "proxy": {"seeds", "max_seeds", "train", "val"},
                 "data": {"spec"},
+                # A comparison may grow (more φ, families, the interaction): its trials are members by their multipliers.
+                "compare": {"phi", "families", "interaction", "members", "source"},
                 # A latency measurement is compared by its conditions and pre-filter band (another device or torch
                 # means other latencies); its figures vary from run to run and a resume reads them from the cache.
                 "latency": {"base_seconds", "base_medians", "agreement", "cv", "points", "kept", "networks", "measured",

@@ -110,12 +110,13 @@ def enqueue(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: i
 
 
 def progress_counts(plan: Plan, study: optuna.Study) -> tuple[int, int]:
-    """(trials done, trials planned) for this run."""
+    """(trials done, trials planned) for this run: the first round's, or all queued once later rounds have added some."""
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("unqueued")]
     done = sum(1 for t in trials if t.state.is_finished() and is_done(t))
+    queued = sum(1 for t in trials if is_done(t))
     if plan.grid:
-        return done, len(plan.report.feasible) * plan.space.proxy.seeds
-    return done, min(plan.space.trials, manifold_size(plan.space, plan.base)) * plan.space.proxy.seeds
+        return done, max(queued, len(plan.report.feasible) * plan.space.proxy.seeds)
+    return done, max(queued, min(plan.space.trials, manifold_size(plan.space, plan.base)) * plan.space.proxy.seeds)
 
 
 def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None = None,
@@ -130,14 +131,14 @@ def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None 
         progress.standing(fit, race.members(trials))
     name, todo = race.next_round(trials, seed_list(s), s.proxy.max_seeds, s.contenders, s.phi2)
     if budget is not None and budget.limited:
-        todo = budget.take(_priced(plan, study, budget, todo))
+        todo = budget.take(priced(plan, study, budget, todo))
     added = sum(enqueue(plan, study, [Candidate(a, b, g)], phi=phi, seeds=[seed]) for a, b, g, seed, phi in todo)
     if added and progress:
         progress.round(name, added)
     return added
 
 
-def _priced(plan: Plan, study: optuna.Study, budget: TimeBudget, todo: list) -> list:
+def priced(plan: Plan, study: optuna.Study, budget: TimeBudget, todo: list) -> list:
     """Each queued (α, β, γ, seed, φ) with its expected seconds; a twin of one already priced costs nothing."""
     pace = budget.pace(study) or 0.0
     seen, priced = set(), []

@@ -19,6 +19,7 @@ from ..errors import ScaleSearchError
 from ..limits import (MAX_BATCH, MAX_CLASSES, MAX_COEFF, MAX_EPOCHS, MAX_IMAGES, MAX_IN_CHANNELS, MAX_SEEDS,
                       MAX_SIDE, MAX_TRIALS, MAX_WORKERS, check_phi)
 from ..results._family import parse_phis
+from ..space._families import check_families
 from ..space._space import parse_budget
 from ._urls import check as check_url
 
@@ -65,13 +66,17 @@ def _budget(flag: str, value: str) -> None:
     parse_budget(value)
 
 
+def _families(flag: str, value: str) -> None:
+    check_families(value)
+
+
 def _not_empty(flag: str, value: str) -> None:
     if not value.strip():
         raise ScaleSearchError(f"{flag} must not be empty; leave it out for the default")
 
 
 # What each command does with its storage (see scalesearch.search.check); the others only read.
-STORAGE_MODES = {"run": "create", "worker": "write", "verify": "write"}
+STORAGE_MODES = {"run": "create", "worker": "write", "verify": "write", "compare": "create"}
 
 
 def _storage(mode: str) -> Callable[[str, str], None]:
@@ -92,10 +97,12 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "workers": _bounded(1, MAX_WORKERS, True), "top": _bounded(1, MAX_TRIALS, True),
     "tolerance": _bounded(0, 1, low_open=True), "budget": _budget, "device": _device, "latency_device": _device, "devices": _devices,
     "study": _not_empty, "name": _not_empty, "output": _not_empty, "results_dir": _not_empty, "data": _not_empty,
+    "coefficients": _not_empty, "family": _families,
 }
 COMMAND_RULES = {("verify", "phi"): _phi_above_one}
 FLAGS = {"train_images": "--train", "val_images": "--val", "storage_url": "--storage", "output": "-o",
          "name": "STUDY", "fmt": "--format"}
+COMMAND_FLAGS = {("compare", "coefficients"): "--from"}
 
 
 def inputs(command: Callable) -> Callable:
@@ -121,4 +128,4 @@ def check_option(command: str, param: str, value: Any) -> None:
     else:
         rule = COMMAND_RULES.get((command, param)) or RULES.get(param)
     if rule is not None:
-        rule(FLAGS.get(param, "--" + param.replace("_", "-")), value)
+        rule(COMMAND_FLAGS.get((command, param)) or FLAGS.get(param, "--" + param.replace("_", "-")), value)

@@ -34,6 +34,20 @@ SINGLE = FAMILIES[1:]
 LATTICE = 10_000  # multipliers are searched in steps of 1 / LATTICE (Candidate.key's precision)
 
 
+def check_families(families: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The single-dimension families asked for ("width,depth" or a sequence): a subset of :data:`SINGLE`, in order.
+
+    >>> check_families("resolution, width")
+    ('resolution', 'width')
+    """
+    names = tuple(n.strip() for n in (families.split(",") if isinstance(families, str) else families))
+    if not names or any(n not in SINGLE for n in names) or len(set(names)) != len(names):
+        shown = families if isinstance(families, str) else ",".join(map(str, families))
+        raise ScaleSearchError(f"--family must be one or more of {', '.join(SINGLE)}, comma-separated, each once; "
+                               f"got {shown!r}")
+    return names
+
+
 @dataclass(frozen=True)
 class Member:
     """One trained point: a family at φ, its absolute multipliers and its measured cost at the target."""
