@@ -6,7 +6,8 @@ strings, the pure ``scale()``, the builder, analytic cost and latency) → :mod:
 :mod:`~scalesearch.data` → :mod:`~scalesearch.proxy` (short training runs) →
 :mod:`~scalesearch.search` (plan, Optuna study, queue, workers, the driver) →
 :mod:`~scalesearch.stats` (score surface, race) → :mod:`~scalesearch.results` (ranking,
-report, family, extrapolation, export). The CLI (:mod:`~scalesearch.cli`) only parses and prints.
+report, family, extrapolation, export) → :mod:`~scalesearch.comparison` (compound against single-dimension
+scaling at equal cost). The CLI (:mod:`~scalesearch.cli`) only parses and prints.
 Each stage imports only the ones before it.
 
 The whole job from Python::
@@ -27,6 +28,7 @@ _LAZY = {
     "run": "search", "SearchResult": "search", "RunOptions": "search",
     "SearchSpace": "space", "load_space": "space", "Candidate": "space", "assess": "space",
     "feasible_grid": "space", "Progress": "search", "RichProgress": "search", "load_data": "data",
+    "compare": "comparison", "ComparisonResult": "comparison",
 }
 
 __all__ = ["BaseNetwork", "Cost", "NetworkSpec", "ScaleSearchError", "load_base", "fvcore_count", "network_cost", "scale",

@@ -1,0 +1,4 @@
+"""`python -m scalesearch.cli`, as the console script."""
+from . import main
+
+main()
