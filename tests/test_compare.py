@@ -6,34 +6,11 @@ import json
 import optuna
 import pandas as pd
 import pytest
-from cli_helpers import assert_user_error, run_cli
+from cli_helpers import assert_user_error, run_cli, tiny_space
 
 from scalesearch.comparison import VERDICTS
 from scalesearch.space import FAMILIES
 
-SPACE = """
-budget = 1.2
-tolerance = 0.5
-constraint = "nominal"
-[alpha]
-min = 1.0
-max = 1.2
-step = 0.2
-[beta]
-min = 1.0
-max = 1.0
-step = 0.1
-[gamma]
-min = 1.0
-max = 1.0
-step = 0.1
-[search]
-phi2 = 0
-[proxy]
-width = 1.0
-max_seeds = 3
-score = "acc"
-"""
 TINY = ["--data", "synthetic:128", "--epochs", "1", "--train", "64", "--val", "32", "--batch-size", "32",
         "--proxy-resolution", "16"]
 REQUIRED = ["family", "phi", "macs_ratio", "score_mean", "diff_vs_compound", "diff_low", "diff_high", "verdict"]
@@ -43,7 +20,7 @@ REQUIRED = ["family", "phi", "macs_ratio", "score_mean", "diff_vs_compound", "di
 def searched(tmp_path_factory):
     """A tiny finished search, and a comparison of its winner beside it (φ = 0 … 1)."""
     root = tmp_path_factory.mktemp("compare")
-    (root / "tiny.toml").write_text(SPACE)
+    (root / "tiny.toml").write_text(tiny_space(budget=1.2, tolerance=0.5, gamma_max=1.0, epochs=1))
     results = str(root / "results")
     with pytest.raises(SystemExit) as done:
         from scalesearch.cli import main
@@ -62,7 +39,8 @@ def compared(searched):
 
     # In a child process: the module's other tests capture this process's output.
     r = subprocess.run([sys.executable, "-m", "scalesearch.cli", "compare", "--study", "tiny", "--phi", "1",
-                        "--results-dir", searched["results"]], capture_output=True, text=True, timeout=600)
+                        "--max-seeds", "3", "--results-dir", searched["results"]], capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr
     return searched | {"out": r.stdout, "err": r.stderr}
 
@@ -80,6 +58,7 @@ def test_compare_beside_a_study_writes_its_table_and_figure(compared):
     assert table.loc[(table["family"] == "compound") | (table["phi"] == 0), "verdict"].isna().all()  # the reference
     assert (table["n_seeds"] >= 2).all()  # every point got its interval
     assert ((abs(table["macs_ratio"] - 1) <= 0.5) | table["flagged"]).all()  # the study's tolerance, or flagged
+    assert (~table["flagged"] | (abs(table["macs_ratio"] - 1) > 0.5)).all()
     assert (compared["folder"] / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads((compared["folder"] / "comparison.json").read_text())
     assert doc["beside"] == "tiny" and doc["provenance"]["kind"] == "compare" and len(doc["rows"]) == len(table)
@@ -89,7 +68,7 @@ def test_compare_beside_a_study_writes_its_table_and_figure(compared):
 
 def test_the_same_command_resumes_without_training(compared, capsys):
     before = len(optuna.load_study(study_name="tiny-compare", storage=compared["url"]).get_trials())
-    r = run_cli(capsys, "compare", "--study", "tiny", "--phi", "1", "--results-dir", compared["results"])
+    r = run_cli(capsys, "compare", "--study", "tiny", "--phi", "1", "--max-seeds", "3", "--results-dir", compared["results"])
     assert r.code == 0, r.err
     assert "resuming" in r.err
     assert len(optuna.load_study(study_name="tiny-compare", storage=compared["url"]).get_trials()) == before

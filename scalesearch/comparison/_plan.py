@@ -82,13 +82,12 @@ class ComparisonPlan(Plan):
         return super().config() | {"kind": COMPARISON, "compare": {
             **asdict(self.settings), "constraint": "measured", "members": members}}
 
-    def scope(self) -> str:
+    def trains(self) -> str:
         s = self.settings
         return (f"comparison of {self.base.name} with α={s.alpha:g} β={s.beta:g} γ={s.gamma:g} ({s.source}): compound, "
                 f"{', '.join(s.families)} only, φ = 0 … {s.phi}{' and the width curves of the interaction' * s.interaction};"
-                f" {len(self.report.feasible)} networks, single-dimension members within {self.space.tolerance:.0%} of the "
-                f"compound member's measured MACs at {self.base.resolution} px × side multiplier or flagged; data "
-                f"{self.data.name}: {len(self.data.train_y)} train / {len(self.data.val_y)} val images")
+                f" {len(self.report.feasible)} networks; each single-dimension member costs the compound member's "
+                f"measured MACs (at the target side) within {self.space.tolerance:.0%}, or is flagged")
 
 
 def resolve(options: dict[str, Any], base: str | None, alpha: float | None, beta: float | None, gamma: float | None,

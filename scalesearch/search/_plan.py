@@ -96,13 +96,16 @@ class Plan:
         return self.space.sampler == "grid"
 
     def scope(self) -> str:
-        """What the study trains, in one line: the grid within budget and the data."""
+        """What the study trains and on which data, in one line."""
+        return f"{self.trains()}; data {self.data.name}: {len(self.data.train_y)} train / {len(self.data.val_y)} val images"
+
+    def trains(self) -> str:
+        """What the study trains: the grid within budget."""
         r = self.report
         return (f"grid: {r.total} points; within {self.space.tolerance:.0%} of {self.space.budget:g}x: "
                 f"{r.feasible_nominal} nominal, {r.feasible_measured} measured, {r.feasible_acts} acts"
                 f"{'' if r.feasible_latency is None else f', {r.feasible_latency} latency'} at {self.base.resolution} px "
-                f"(constraint: {self.space.constraint}); data {self.data.name}: {len(self.data.train_y)} train / "
-                f"{len(self.data.val_y)} val images")
+                f"(constraint: {self.space.constraint})")
 
     def config(self) -> dict[str, Any]:
         """The provenance stored in the study and carried into every export."""
