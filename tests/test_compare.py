@@ -113,6 +113,10 @@ def test_a_comparison_of_its_own(tmp_path, capsys):
     r = run_cli(capsys, "plot", str(folder), "--results-dir", tmp_path)
     assert r.code == 0 and sorted(p.name for p in (folder / "plots").iterdir()) == ["comparison.png", "comparison.svg"]
     assert_user_error(run_cli(capsys, "extrapolate", str(folder)), "is a comparison")
+    r = run_cli(capsys, "compare", "--base", "tiny-mbconv", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15",
+                "--phi", "1", "--family", "width", *TINY, "--max-seeds", "2", "--results-dir", tmp_path, "--restart")
+    assert r.code == 0 and "--restart: deleted comparison" in r.err and "resuming" not in r.err
+    assert sorted(set(csv(folder)["family"])) == ["compound", "width"]
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -125,3 +125,28 @@ def test_seeds_to_resolve_is_the_first_count_whose_interval_excludes_zero():
     k = seeds_to_resolve(0.01, 0.02, 3)
     assert t_quantile(k - 1) * 0.02 / math.sqrt(k) < 0.01 <= t_quantile(k - 2) * 0.02 / math.sqrt(k - 1)
     assert seeds_to_resolve(0.0, 0.02, 3) == math.inf
+
+
+def test_later_rounds_go_to_the_comparisons_not_resolved_fewest_pairs_first():
+    from types import SimpleNamespace
+
+    from scalesearch.comparison._driver import _unresolved
+    from scalesearch.space import Candidate, Member
+
+    def m(family, phi, c):
+        return Member(family, phi, Candidate(*c), 1, 1.0)
+
+    members = [m("compound", 1, (1.2, 1.1, 1.15)), m("width", 1, (1, 1.65, 1)), m("depth", 1, (2.3, 1, 1)),
+               m("resolution", 1, (1, 1, 1.57))]
+    key = {x.family: x.candidate.key for x in members}
+    rows = {("compound", s): 0.50 + 0.1 * s for s in range(4)}
+    rows |= {("width", s): rows["compound", s] + 0.05 + 0.001 * s for s in range(4)}  # resolved: single better
+    rows |= {("depth", s): rows["compound", s] + (0.02, -0.03, 0.01)[s] for s in range(3)}  # open, 3 pairs
+    rows |= {("resolution", s): rows["compound", s] + (0.02, -0.03)[s] for s in range(2)}  # open, 2 pairs
+    table = pd.DataFrame([{"key": key[f], "seed": s, "score": v, "acc": v} for (f, s), v in rows.items()])
+    table = table.set_index(["key", "seed"]).sort_index()
+    done = {k: set(table.loc[k].index) for k in key.values()}
+    plan = SimpleNamespace(members=members, space=SimpleNamespace(proxy=SimpleNamespace(max_seeds=3)))
+    assert _unresolved(plan, table, done) == [(key["resolution"], key["compound"])]  # depth has its 3 (max) pairs
+    plan.space.proxy.max_seeds = 8
+    assert _unresolved(plan, table, done) == [(key["resolution"], key["compound"]), (key["depth"], key["compound"])]
