@@ -11,7 +11,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from ..comparison import score_text, score_unit
+from ..comparison import score_label, score_text, score_unit
 from ..errors import ScaleSearchError
 from ._app import out, table
 
@@ -45,7 +45,7 @@ def cells(r: dict[str, Any], kind: str, tolerance: float) -> list[str]:
 
 def headers(kind: str) -> list[str]:
     """The columns, the score's with their unit."""
-    named = {"score ± 95%": "−val loss (nats) ± 95%" if kind == "loss" else "score: top-1 % ± 95%",
+    named = {"score ± 95%": f"{score_label(kind)} ± 95%",
              "Δ vs compound [95%]": f"Δ vs compound ({score_unit(kind, True)}) [95%]"}
     return [named.get(c, c) for c in COLUMNS]
 
@@ -82,7 +82,7 @@ def interaction_lines(doc: dict[str, Any]) -> tuple[Table, list[str]]:
                      f"{r['macs'] / 1e6:,.0f}", f"{r['macs_ratio']:.2f}", str(r["n_seeds"]), _mean_pm(r, "score",
                      lambda x: score_text(x, kind)), _mean_pm(r, "acc", lambda x: f"{100 * x:.1f}"), gain])
     t = table("Interaction (the paper's Figure 4): width scaling from fixed depth and side",
-              ("depth", "side", "width ×", "MMACs", "× curve start", "seeds", f"score ({score_unit(kind)}) ± 95%",
+              ("depth", "side", "width ×", "MMACs", "× curve start", "seeds", f"{score_label(kind)} ± 95%",
                "val top-1 % ± 95%", f"gain over the width before ({score_unit(kind, True)}) [95%]"), rows)
     lines = [f"from depth ×{s['depth_mult']:g}, side ×{s['resolution_mult']:g}, the last width step gains "
              f"{score_text(s['extra_gain'], kind, True)} [{score_text(s['extra_gain_low'], kind, True)}, "

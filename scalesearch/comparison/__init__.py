@@ -15,12 +15,12 @@ import importlib
 from ._driver import FORMAT, OUTPUTS, ROUNDS, ComparisonResult, compare, document, finish, next_round
 from ._plan import ComparisonPlan, Settings, prepare, reopen, resolve
 from ._stats import VERDICTS, Interval, Paired, interval, paired, scores, seeds_to_resolve, seeds_words
-from ._table import COLUMNS, UNITS, curves, rows, saturation, score_text, score_unit, verdict_lines
+from ._table import COLUMNS, UNITS, curves, rows, saturation, score_label, score_text, score_unit, verdict_lines
 
 __all__ = ["COLUMNS", "FORMAT", "OUTPUTS", "ROUNDS", "UNITS", "VERDICTS", "ComparisonPlan", "ComparisonResult",
            "Interval", "Paired", "Settings", "compare", "comparison_figure", "curves", "document", "figures", "finish",
            "interaction_figure", "interval", "next_round", "paired", "prepare", "reopen", "resolve", "rows", "saturation",
-           "score_text", "score_unit", "scores", "seeds_to_resolve", "seeds_words", "verdict_lines"]
+           "score_label", "score_text", "score_unit", "scores", "seeds_to_resolve", "seeds_words", "verdict_lines"]
 
 
 def __getattr__(name: str):

@@ -112,6 +112,11 @@ def score_text(x: float, kind: str, signed: bool = False) -> str:
     return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
 
 
+def score_label(kind: str) -> str:
+    """The score as a column header, with its unit."""
+    return "−val loss (nats)" if kind == "loss" else "val top-1 (%)"
+
+
 def score_unit(kind: str, difference: bool = False) -> str:
     if kind == "loss":
         return "nats (−val loss)" if not difference else "nats"
