@@ -41,6 +41,7 @@ def comparison_figure(doc: dict[str, Any]) -> Figure:
     left.set_ylabel("proxy val top-1 (%), mean and 95% interval over seeds")
     left.set_title(f"{doc['base']}: α={doc['alpha']:g} β={doc['beta']:g} γ={doc['gamma']:g}, φ = 0 … {doc['phi_max']}",
                    fontsize=10)
+    _percent_range(left)
     left.grid(alpha=0.3)
     handles, labels = left.get_legend_handles_labels()
     left.legend([handles[-1], *handles[:-1]], [labels[-1], *labels[:-1]], fontsize=8)  # compound first in the key
@@ -57,6 +58,7 @@ def comparison_figure(doc: dict[str, Any]) -> Figure:
                        label=f"{family} only − compound")
     right.axhline(0, color="0.3", linewidth=1)
     right.set_xticks(range(1, doc["phi_max"] + 1))
+    right.set_xlim(0.5, doc["phi_max"] + 0.5)
     right.set_xlabel("φ (members at the compound member's measured MACs)")
     right.set_ylabel(f"paired score difference ({score_unit(kind, True)}), 95% interval")
     right.set_title("above 0: the single dimension is better; an interval across 0 is not resolved", fontsize=10)
@@ -77,9 +79,16 @@ def interaction_figure(doc: dict[str, Any]) -> Figure:
     ax.set_ylabel("proxy val top-1 (%), mean and 95% interval over seeds")
     widths = ", ×".join(f"{w:g}" for w in dict.fromkeys(r["width_mult"] for r in rows))
     ax.set_title(f"{doc['base']}: width ×{widths} from each setting: does the width curve saturate later?", fontsize=10)
+    _percent_range(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def _percent_range(ax) -> None:
+    """Accuracy axes end at 0 and 100%: a t interval over two seeds may reach past them, a proportion cannot."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 100.0))
 
 
 def figures(doc: dict[str, Any]) -> dict[str, Figure]:
