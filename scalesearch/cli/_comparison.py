@@ -33,6 +33,7 @@ def _mean_pm(r: dict[str, Any], key: str, text) -> str:
 
 
 def cells(r: dict[str, Any], kind: str, tolerance: float) -> list[str]:
+    """One row of comparison.csv as the table's cells, every figure in its column's unit."""
     score = lambda x: score_text(x, kind)
     ratio = f"{r['macs_ratio']:.3f}" + (f" (>{tolerance:.0%})" if r["flagged"] else "")
     diff = ("" if _blank(r.get("diff_vs_compound")) else
@@ -53,13 +54,13 @@ def headers(kind: str) -> list[str]:
 def tables(doc: dict[str, Any]) -> list[Table]:
     """One table per φ: the compound member first, then each single-dimension member at its cost."""
     kind, base_macs = doc["score"]["kind"], doc["rows"][0]["macs"]
-    out = []
+    shown = []
     for phi in range(doc["phi_max"] + 1):
         at = [r for r in doc["rows"] if r["phi"] == phi][: 1 if phi == 0 else None]
         title = (f"φ = {phi}: {doc['base']} at {at[0]['macs'] / 1e6:,.0f} MMACs ({at[0]['macs'] / base_macs:.2f}× the "
                  "base, measured at the target side)" + (": the base, shared by every family" if phi == 0 else ""))
-        out.append(table(title, headers(kind), [cells(r, kind, doc["tolerance"]) for r in at], left=("family", "verdict")))
-    return out
+        shown.append(table(title, headers(kind), [cells(r, kind, doc["tolerance"]) for r in at], left=("family", "verdict")))
+    return shown
 
 
 def caption(doc: dict[str, Any]) -> str:
