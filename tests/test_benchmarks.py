@@ -25,3 +25,25 @@ def test_ceiling_stops_each_candidate_at_the_first_epoch_below_all_of_the_top_3(
 def test_no_ceiling_without_three_complete_candidates():
     trials = [trial((1, 1, 1), [0.5, 0.6]), trial((1, 1, 2), [0.4])]
     assert ceiling(trials, trials, [(1, 1, 1)], epochs=2, images=1) is None
+
+
+def test_the_planted_grating_fades_with_the_side_the_proxy_sees():
+    """What makes resolution the right answer on the planted folder: the antialiased resize keeps little
+    of the grating at γ = 1 (77 px), more at γ = 1.25 and most at γ = 1.4."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from benchmarks.planted import SIDE, texture_image
+
+    def kept(side: int) -> float:
+        energies = []
+        for seed in range(8):
+            pair = [np.asarray(texture_image(np.random.default_rng(seed), True, g), np.float32) for g in (False, True)]
+            x = torch.tensor(np.stack(pair))[:, None]
+            small = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True)
+            energies.append(float((small[1] - small[0]).pow(2).mean() / (x[1] - x[0]).pow(2).mean()))
+        return float(np.median(energies))
+
+    at = {side: kept(side) for side in (77, 96, 108, SIDE)}
+    assert at[77] < 0.5 * at[96] < at[96] < at[108] < at[SIDE]

@@ -1,0 +1,172 @@
+"""Which proxy carries the most signal per CPU-second, and does its ranking hold with more training?
+
+A fixed spread of the default grid's networks (farthest-first, as a cut-short first round picks
+them) is trained under several proxy designs on the same paired seeds. For each design, the score
+surface of :mod:`scalesearch.stats` is fitted to its runs, and the table gives:
+
+- noise σ: one run's departure from the fitted surface plus its seed's effect (val loss, nats);
+- spread: the standard deviation of the networks' fitted scores, the signal a ranking reads;
+- signal/noise per run = spread² / σ², and per CPU-second of one run (process time, so a
+  busy host slows it down without changing it much).
+
+The second design trains 5× the default's images × epochs on FIDELITY_SEEDS seeds: the default's
+fitted ranking is compared with it by Kendall's τ-b (the fidelity of the short proxy), and the
+surface slopes show what the short horizon does to width against depth.
+
+    .venv/bin/python -m benchmarks --only proxy_design [--quick]
+    .venv/bin/python -m benchmarks.proxy_design --jobs 2          # two runs at a time, one thread each
+
+Results are appended to ``bench-results/proxy-design/runs.csv`` run by run; the same command
+resumes, training only what is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from scalesearch.arch import BaseNetwork, load_base
+from scalesearch.data import DeviceData, load_data, subset
+from scalesearch.proxy import _train as proxy
+from scalesearch.results._record import shape_attrs
+from scalesearch.search._queue import spread_order
+from scalesearch.space import candidate_spec, feasible_grid, load_space, resolution_for
+from scalesearch.stats import _surface as surface
+
+from .common import console, machine_line, section, table
+
+SEEDS = (200, 201, 202)  # apart from the seeds of the default, the calibration and the surface benchmark
+FIDELITY_SEEDS = 2
+NETWORKS = 8
+# name: (changes to the default [proxy] settings, a base other than b0 or None, seeds)
+DESIGNS: dict[str, tuple[dict, str | None, int]] = {  # trained in this order: the fidelity check first
+    "default (77 px, 1200 images, 2 epochs)": ({}, None, len(SEEDS)),
+    "6000 images (5x training)": ({"train": 6000}, None, FIDELITY_SEEDS),
+    "native 28 px, stage 2 at stride 1": ({"resolution": 28}, "stride16", len(SEEDS)),
+    "4 epochs": ({"epochs": 4}, None, len(SEEDS)),
+    "width 0.5": ({"width": 0.5}, None, len(SEEDS)),
+}
+DEFAULT, LONG = list(DESIGNS)[:2]
+
+
+def stride16(base: BaseNetwork) -> BaseNetwork:
+    """`base` with its first stride-2 stage at stride 1: total stride 16, so 28 px leaves 2 × 2 maps."""
+    stages = list(base.stages)
+    first = next(i for i, s in enumerate(stages) if s.stride == 2)
+    stages[first] = replace(stages[first], stride=1)
+    return replace(base, name=f"{base.name}-s16", stages=tuple(stages))
+
+
+def networks(count: int, quick: bool) -> list:
+    """`count` distinct networks of the default grid, farthest-first (twins count once)."""
+    space = load_space("default")
+    base = load_base("tiny-mbconv" if quick else "b0")
+    seen, out = set(), []
+    for a in feasible_grid(space, base).feasible:
+        spec = candidate_spec(base, a.candidate, a.proxy_resolution)
+        if (key := (spec.stages, a.target_resolution)) not in seen:
+            seen.add(key)
+            out.append(a.candidate)
+    return spread_order(out)[:count]
+
+
+def one_run(job: tuple) -> dict:
+    """Train one (design, network, seed) on one thread; the row to append."""
+    design, c, seed, quick = job
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    changes, base_name, _ = DESIGNS[design]
+    space = load_space("default")
+    settings = replace(space.proxy, **{k: v for k, v in changes.items() if k != "resolution"})
+    if quick:
+        settings = replace(settings, train=min(settings.train, 256), val=128, epochs=1)
+    base = load_base("tiny-mbconv" if quick else "b0")
+    base = stride16(base) if base_name == "stride16" else base
+    side = resolution_for(changes.get("resolution", 77), c.gamma)
+    spec = candidate_spec(base, c, side, settings.width)
+    ds = load_data("synthetic:512" if quick else "embedded", val=settings.val, seed=space.proxy.seed)
+    data = DeviceData(subset(ds, min(settings.train, len(ds.train_y)), None, seed), torch.device("cpu"))
+    start = time.process_time()
+    r = proxy.train(spec, data, settings, side, seed)
+    return {"design": design, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed, "side": side,
+            "score": -r.val_loss[-1], "acc": r.final_acc, "cpu_s": time.process_time() - start, **shape_attrs(spec)}
+
+
+def collect(path: Path, quick: bool, jobs: int) -> pd.DataFrame:
+    done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["design", "alpha", "beta", "gamma", "seed"])
+    have = {(r.design, r.alpha, r.beta, r.gamma, r.seed) for r in done.itertuples()}
+    todo = [(d, c, s, quick) for d, (_, _, n) in DESIGNS.items() for s in SEEDS[:n] for c in networks(NETWORKS, quick)
+            if (d, c.alpha, c.beta, c.gamma, s) not in have]
+    console.log(f"{len(todo)} proxy runs to train ({len(have)} already in {path})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(jobs) as pool:
+        for i, row in enumerate(pool.map(one_run, todo), 1):
+            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False)
+            console.log(f"{i}/{len(todo)} {row['design']}: ({row['alpha']:g}, {row['beta']:g}, {row['gamma']:g}) "
+                        f"seed {row['seed']}: val loss {-row['score']:.3f}, {row['cpu_s']:.0f} CPU-s")
+    return pd.read_csv(path)
+
+
+def observations(runs: pd.DataFrame) -> pd.DataFrame:
+    key = runs[["alpha", "beta", "gamma"]].astype(str).agg(",".join, axis=1)
+    return pd.DataFrame({"key": key, "seed": runs["seed"], "score": runs["score"],
+                         "log_depth": np.log(runs["depth_blocks"].astype(float)),
+                         "log_width": np.log(runs["width_channels"].astype(float)), "log_side": np.log(runs["side"])})
+
+
+def design_row(name: str, runs: pd.DataFrame) -> tuple[list, surface.Surface]:
+    s = surface.fit(observations(runs), form="linear")
+    spread = float(np.std(s.table["fit"], ddof=1))
+    snr, cpu = spread**2 / s.sigma**2, float(runs["cpu_s"].mean())
+    slopes = s.slopes
+    return [name, runs["seed"].nunique(), f"{cpu:.1f}", f"{s.sigma:.4f}", f"{spread:.4f}", f"{snr:.2f}",
+            f"{1000 * snr / cpu:.2f}", f"{slopes.get('log_depth', float('nan')):+.3f}",
+            f"{slopes.get('log_width', float('nan')):+.3f}", f"{slopes.get('log_side', float('nan')):+.3f}",
+            f"{100 * runs['acc'].mean():.1f}"], s
+
+
+def report(runs: pd.DataFrame) -> str:
+    rows, fits = [], {}
+    for name in DESIGNS:
+        part = runs[runs["design"] == name]
+        if part["seed"].nunique() >= 2:
+            row, fits[name] = design_row(name, part)
+            rows.append(row)
+    body = table(["design", "seeds", "CPU-s per run", "noise σ (nats)", "spread (nats)", "signal/noise per run",
+                  "per 1000 CPU-s", "slope log depth", "slope log width", "slope log side", "mean val top-1 (%)"], rows)
+    if DEFAULT in fits and LONG in fits:
+        a, b = fits[DEFAULT].table["fit"], fits[LONG].table["fit"].reindex(fits[DEFAULT].table.index)
+        tau = stats.kendalltau(a, b).statistic
+        top = lambda f: f.table["fit"].idxmax()
+        body += (f"\n\nFidelity: Kendall τ-b between the default's fitted scores and those of {LONG}, over "
+                 f"{len(a)} networks: {tau:+.2f} (goal ≥ 0.6). Best network: default ({top(fits[DEFAULT])}), "
+                 f"5x training ({top(fits[LONG])}). Slopes are the fitted score's change per unit log of the built "
+                 "network's blocks, mean channels and side, within one budget (so they trade against each other).")
+    return body
+
+
+def run(quick: bool = False, device: str = "cpu", jobs: int = 1) -> str:
+    if device != "cpu":
+        console.log("proxy_design measures CPU-seconds: it trains on the CPU")
+    path = Path("bench-results") / ("proxy-design-quick" if quick else "proxy-design") / "runs.csv"
+    console.log(machine_line("cpu"))
+    runs = collect(path, quick, jobs)
+    return section("Proxy designs: signal per CPU-second and fidelity" + (" (quick)" if quick else ""), "cpu",
+                   report(runs))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each on one thread")
+    args = parser.parse_args()
+    print(run(args.quick, jobs=args.jobs))
+
+__all__ = ["run", "report", "collect", "DESIGNS"]
