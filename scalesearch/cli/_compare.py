@@ -26,7 +26,7 @@ def compare_command(
     family: str = typer.Option(",".join(SINGLE), help="Single-dimension families to compare with compound: "
                                                                  "any of width, depth, resolution, comma-separated."),
     interaction: bool = typer.Option(False, "--interaction", help="Also width scaling from deeper and larger bases "
-                                                                 "(the paper's Figure 4); about doubles the cost."),
+                                                                 "(the paper's Figure 4); more than doubles the cost."),
     space: Optional[str] = typer.Option(None, help="Search space whose proxy settings and tolerance apply (default: the "
                                                    "study's, else default)."),
     data: Optional[str] = typer.Option(None, help="embedded, fashion-mnist-full[:DIR], cifar10:PATH, synthetic[:N] or an "
@@ -49,8 +49,9 @@ def compare_command(
 ) -> None:
     """Compound scaling against width, depth or resolution alone at equal measured MACs per φ, with verdicts.
 
-    Writes comparison.csv, comparison.json and comparison.png. The same command again resumes; scalesearch worker joins it; scalesearch export and plot of a compared
-    study carry it.
+    Writes comparison.csv, comparison.json and comparison.png; the same command again resumes.
+
+    scalesearch worker joins it; scalesearch export, plot and show of a compared study carry it.
     """
     progress = RichProgress()
     with interruptible(progress, "the current member is back in the queue"):
