@@ -127,26 +127,28 @@ def test_seeds_to_resolve_is_the_first_count_whose_interval_excludes_zero():
     assert seeds_to_resolve(0.0, 0.02, 3) == math.inf
 
 
-def test_later_rounds_go_to_the_comparisons_not_resolved_fewest_pairs_first():
+def test_later_rounds_go_to_the_comparisons_not_settled_fewest_pairs_first():
     from types import SimpleNamespace
 
-    from scalesearch.comparison._driver import _unresolved
+    from scalesearch.comparison._driver import _open
     from scalesearch.space import Candidate, Member
 
-    def m(family, phi, c):
-        return Member(family, phi, Candidate(*c), 1, 1.0)
-
-    members = [m("compound", 1, (1.2, 1.1, 1.15)), m("width", 1, (1, 1.65, 1)), m("depth", 1, (2.3, 1, 1)),
-               m("resolution", 1, (1, 1, 1.57))]
-    key = {x.family: x.candidate.key for x in members}
-    rows = {("compound", s): 0.50 + 0.1 * s for s in range(4)}
-    rows |= {("width", s): rows["compound", s] + 0.05 + 0.001 * s for s in range(4)}  # resolved: single better
-    rows |= {("depth", s): rows["compound", s] + (0.02, -0.03, 0.01)[s] for s in range(3)}  # open, 3 pairs
-    rows |= {("resolution", s): rows["compound", s] + (0.02, -0.03)[s] for s in range(2)}  # open, 2 pairs
-    table = pd.DataFrame([{"key": key[f], "seed": s, "score": v, "acc": v} for (f, s), v in rows.items()])
-    table = table.set_index(["key", "seed"]).sort_index()
+    members = [Member(family, phi, Candidate(*c), 1, 1.0) for family, phi, c in (
+        ("compound", 1, (1.2, 1.1, 1.15)), ("width", 1, (1, 1.65, 1)), ("depth", 1, (2.3, 1, 1)),
+        ("resolution", 1, (1, 1, 1.57)), ("compound", 2, (1.44, 1.21, 1.3225)), ("width", 2, (1, 2.223, 1)))]
+    key = {(x.family, x.phi): x.candidate.key for x in members}
+    base = [0.5, 0.6, 0.7, 0.8]
+    gaps = {("width", 1): [0.050, 0.051, 0.052, 0.053],  # resolved on 4 pairs: settled
+            ("depth", 1): [0.02, -0.03, 0.01],  # not resolved, 3 pairs
+            ("resolution", 1): [0.02, -0.03],  # not resolved, 2 pairs
+            ("width", 2): [0.0500, 0.0501]}  # resolved, but on 2 pairs only
+    rows = [(key[m], s, v) for m in (("compound", 1), ("compound", 2)) for s, v in enumerate(base)]
+    rows += [(key[m], s, base[s] + g) for m, gap in gaps.items() for s, g in enumerate(gap)]
+    table = pd.DataFrame(rows, columns=["key", "seed", "score"]).assign(acc=0.5).set_index(["key", "seed"]).sort_index()
     done = {k: set(table.loc[k].index) for k in key.values()}
     plan = SimpleNamespace(members=members, space=SimpleNamespace(proxy=SimpleNamespace(max_seeds=3)))
-    assert _unresolved(plan, table, done) == [(key["resolution"], key["compound"])]  # depth has its 3 (max) pairs
+    assert paired(table.loc[key["width", 2], "score"], table.loc[key["compound", 2], "score"]).verdict == "single better"
+    ref1, ref2 = key["compound", 1], key["compound", 2]
+    assert _open(plan, table, done) == [(key["resolution", 1], ref1), (key["width", 2], ref2)]  # depth: 3 (max) pairs
     plan.space.proxy.max_seeds = 8
-    assert _unresolved(plan, table, done) == [(key["resolution"], key["compound"]), (key["depth"], key["compound"])]
+    assert _open(plan, table, done) == [(key["resolution", 1], ref1), (key["width", 2], ref2), (key["depth", 1], ref1)]

@@ -4,7 +4,9 @@ It runs as a search does (:func:`scalesearch.search.train_rounds`): the study is
 the first round trains every member once, and each later round, priced at this host's measured pace
 within the time budget, trains where it helps: a second seed for every member (the first interval),
 then another paired seed for the single-dimension member and the compound member of every comparison
-that is not resolved, fewest pairs first, up to ``max_seeds``. The end writes ``comparison.csv``,
+that is not resolved (or resolved on fewer than 3 pairs), fewest pairs first, up to ``max_seeds``.
+A resolved comparison gets no more seeds, so its interval was looked at before the run stopped: with
+several looks a 95% interval errs more often than 5%, and a verdict near its edge is provisional. The end writes ``comparison.csv``,
 ``comparison.json`` and the figures together, and records the document in the study (and in the
 search study it sits beside), where ``scalesearch export``, ``plot`` and ``show`` read it.
 
@@ -117,9 +119,9 @@ def next_round(plan: Plan, study: optuna.Study, progress: Progress, budget: Time
     name = "a second seed for every network (the first intervals)"
     if not todo:
         progress.note(standing(plan, table))
-        pairs = _unresolved(plan, table, done)
+        pairs = _open(plan, table, done)
         todo = [(key, _pair_seed(plan, s, r, done, tried)) for s, r in pairs for key in (s, r)]
-        name = f"another paired seed for the {len(pairs)} comparisons not resolved"
+        name = f"another paired seed for the {len(pairs)} comparisons not settled"
     todo = [(*key, seed, 1) for key, seed in dict.fromkeys(todo) if seed not in tried[key]]
     if budget.limited:
         todo = budget.take(priced(plan, study, budget, todo))
@@ -148,16 +150,17 @@ def _pair_seed(plan: Plan, single: tuple, ref: tuple, done: dict, tried: dict) -
 
 
 ROUNDS = Rounds(next_round, "the comparisons not yet resolved",
-                "every comparison is resolved or has max_seeds paired seeds")
+                "every comparison is resolved (on at least 3 pairs) or has max_seeds paired seeds")
+MIN_PAIRS = 3  # a comparison resolved on fewer paired seeds gets more
 
 
-def _unresolved(plan: ComparisonPlan, table: pd.DataFrame, seeds: dict) -> list[tuple[tuple, tuple]]:
-    """(single member's key, compound member's key) of each comparison not resolved that may take another seed,
-    fewest pairs first."""
+def _open(plan: ComparisonPlan, table: pd.DataFrame, seeds: dict) -> list[tuple[tuple, tuple]]:
+    """(single member's key, compound member's key) of each comparison not settled that may take another seed, fewest
+    pairs first: not resolved, or resolved on fewer than MIN_PAIRS pairs (one degree of freedom is a thin verdict)."""
     ref = {m.phi: m.candidate.key for m in plan.members if m.family == "compound"}
     pairs = [(m.candidate.key, ref[m.phi]) for m in plan.members if m.family != "compound"]
     open_ = [(len(seeds[s] & seeds[r]), s, r) for s, r in pairs
-             if paired(of(table, s), of(table, r)).verdict == "not resolved"
+             if (paired(of(table, s), of(table, r)).verdict == "not resolved" or len(seeds[s] & seeds[r]) < MIN_PAIRS)
              and len(seeds[s] & seeds[r]) < plan.space.proxy.max_seeds]
     return [(s, r) for _, s, r in sorted(open_, key=lambda x: x[0])]
 
