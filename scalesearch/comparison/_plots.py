@@ -41,7 +41,7 @@ def comparison_figure(doc: dict[str, Any]) -> Figure:
     left.set_ylabel("proxy val top-1 (%), mean and 95% interval over seeds")
     left.set_title(f"{doc['base']}: α={doc['alpha']:g} β={doc['beta']:g} γ={doc['gamma']:g}, φ = 0 … {doc['phi_max']}",
                    fontsize=10)
-    _percent_range(left)
+    _percent_range(left, [r["acc_mean"] * 100 for r in rows])
     left.grid(alpha=0.3)
     handles, labels = left.get_legend_handles_labels()
     left.legend([handles[-1], *handles[:-1]], [labels[-1], *labels[:-1]], fontsize=8)  # compound first in the key
@@ -79,16 +79,17 @@ def interaction_figure(doc: dict[str, Any]) -> Figure:
     ax.set_ylabel("proxy val top-1 (%), mean and 95% interval over seeds")
     widths = ", ×".join(f"{w:g}" for w in dict.fromkeys(r["width_mult"] for r in rows))
     ax.set_title(f"{doc['base']}: width ×{widths} from each setting: does the width curve saturate later?", fontsize=10)
-    _percent_range(ax)
+    _percent_range(ax, [r["acc_mean"] * 100 for r in rows])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
 
 
-def _percent_range(ax) -> None:
-    """Accuracy axes end at 0 and 100%: a t interval over two seeds may reach past them, a proportion cannot."""
-    low, high = ax.get_ylim()
-    ax.set_ylim(max(low, 0.0), min(high, 100.0))
+def _percent_range(ax, means: list[float]) -> None:
+    """The accuracy axis around the means, within 0 … 100%: a t interval over two seeds can span the whole axis (and
+    past it, where a proportion cannot go), so such an interval runs off the axis instead of flattening the curves."""
+    span = max(5.0, 0.5 * (max(means) - min(means)))
+    ax.set_ylim(max(0.0, min(means) - span), min(100.0, max(means) + span))
 
 
 def figures(doc: dict[str, Any]) -> dict[str, Figure]:

@@ -47,7 +47,9 @@ def rows(members: list[Member], proxy: dict[tuple, Assessment], scores: pd.DataF
     for family in families:
         curve = [compound[0]] + [m for m in members if m.family == family and m.phi > 0]
         out += [_row(family, m, compound[m.phi], proxy, scores, tolerance) for m in curve]
-    return pd.DataFrame(out, columns=list(COLUMNS)).astype({"n_pairs": "Int64"})
+    table = pd.DataFrame(out, columns=list(COLUMNS)).astype({"n_pairs": "Int64"})
+    table["seeds_to_resolve"] = pd.Series([r.get("seeds_to_resolve") for r in out], dtype=object)  # 9, not 9.0
+    return table
 
 
 def _count(seeds: float) -> int | str | None:
