@@ -33,7 +33,7 @@ SLOW = ("--data", "synthetic:128", "--train", "128", "--epochs", "2", "--toleran
 # On an idle machine SLOW's 6 candidates finish before a watcher sees one complete and one running.
 # Two seeds of 6 candidates, ~1-2 s each: the restart comes while most of them are still to do.
 RESTART = ("--data", "synthetic:256", "--train", "256", "--epochs", "2", "--tolerance", "0.1", "--seeds", "2")
-SLOWER = ("--data", "synthetic:512", "--train", "512", "--epochs", "3", "--tolerance", "0.1")  # ~5 s each
+SLOWER = ("--data", "synthetic:512", "--train", "512", "--epochs", "5", "--tolerance", "0.1")  # ~3-8 s each: a wide window for the watchers
 
 
 @pytest.fixture(scope="session")
