@@ -121,26 +121,41 @@ def observations(runs: pd.DataFrame) -> pd.DataFrame:
                          "log_width": np.log(runs["width_channels"].astype(float)), "log_side": np.log(runs["side"])})
 
 
-def design_row(name: str, runs: pd.DataFrame) -> tuple[list, surface.Surface]:
-    s = surface.fit(observations(runs), form="linear")
+def f_tests(obs: pd.DataFrame) -> tuple[float, float]:
+    """p-values of two nested F-tests on seed-adjusted scores: do the networks differ at all (networks + seeds
+    against seeds alone), and does the linear surface miss something (networks + seeds against linear + seeds)."""
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    full = smf.ols("score ~ C(key) + C(seed)", obs).fit()
+    seeds = smf.ols("score ~ C(seed)", obs).fit()
+    linear = smf.ols("score ~ log_depth + log_width + log_side + C(seed)", obs).fit()
+    return float(anova_lm(seeds, full)["Pr(>F)"].iloc[1]), float(anova_lm(linear, full)["Pr(>F)"].iloc[1])
+
+
+def design_row(name: str, runs: pd.DataFrame) -> tuple[list, surface.Surface, float]:
+    obs = observations(runs)
+    s = surface.fit(obs, form="linear")
+    differ, lack = f_tests(obs)
     spread = float(np.std(s.table["fit"], ddof=1))
     snr, cpu = spread**2 / s.sigma**2, float(runs["cpu_s"].mean())
     slopes = s.slopes
     return [name, runs["seed"].nunique(), f"{cpu:.1f}", f"{s.sigma:.4f}", f"{spread:.4f}", f"{snr:.2f}",
             f"{1000 * snr / cpu:.2f}", f"{slopes.get('log_depth', float('nan')):+.3f}",
             f"{slopes.get('log_width', float('nan')):+.3f}", f"{slopes.get('log_side', float('nan')):+.3f}",
-            f"{100 * runs['acc'].mean():.1f}"], s
+            f"{differ:.3f}", f"{lack:.3f}", f"{100 * runs['acc'].mean():.1f}"], s, differ
 
 
 def report(runs: pd.DataFrame) -> str:
-    rows, fits = [], {}
+    rows, fits, differ = [], {}, {}
     for name in DESIGNS:
         part = runs[runs["design"] == name]
         if part["seed"].nunique() >= 2:
-            row, fits[name] = design_row(name, part)
+            row, fits[name], differ[name] = design_row(name, part)
             rows.append(row)
     body = table(["design", "seeds", "CPU-s per run", "noise σ (nats)", "spread (nats)", "signal/noise per run",
-                  "per 1000 CPU-s", "slope log depth", "slope log width", "slope log side", "mean val top-1 (%)"], rows)
+                  "per 1000 CPU-s", "slope log depth", "slope log width", "slope log side", "networks differ (F-test p)",
+                  "linear surface's lack of fit (p)", "mean val top-1 (%)"], rows)
     if DEFAULT in fits and LONG in fits:
         a, b = fits[DEFAULT].table["fit"], fits[LONG].table["fit"].reindex(fits[DEFAULT].table.index)
         tau = stats.kendalltau(a, b).statistic
@@ -149,6 +164,9 @@ def report(runs: pd.DataFrame) -> str:
                  f"{len(a)} networks: {tau:+.2f} (goal ≥ 0.6). Best network: default ({top(fits[DEFAULT])}), "
                  f"5x training ({top(fits[LONG])}). Slopes are the fitted score's change per unit log of the built "
                  "network's blocks, mean channels and side, within one budget (so they trade against each other).")
+        if differ[LONG] > 0.05:
+            body += (f" With {LONG} the networks do not differ detectably (F-test p = {differ[LONG]:.2f}): the longer "
+                     "training's own ranking is mostly noise, so this τ-b says little either way.")
     return body
 
 

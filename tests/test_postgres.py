@@ -33,7 +33,7 @@ SLOW = ("--data", "synthetic:128", "--train", "128", "--epochs", "2", "--toleran
 # On an idle machine SLOW's 6 candidates finish before a watcher sees one complete and one running.
 # Two seeds of 6 candidates, ~1-2 s each: the restart comes while most of them are still to do.
 RESTART = ("--data", "synthetic:256", "--train", "256", "--epochs", "2", "--tolerance", "0.1", "--seeds", "2")
-SLOWER = ("--data", "synthetic:512", "--train", "512", "--epochs", "3", "--tolerance", "0.1")  # ~5 s each
+SLOWER = ("--data", "synthetic:512", "--train", "512", "--epochs", "5", "--tolerance", "0.1")  # ~3-8 s each: a wide window for the watchers
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +88,9 @@ def fast_heartbeats(monkeypatch) -> None:
     monkeypatch.setenv("SCALESEARCH_GRACE_S", "3")
 
 
-def trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
+def trials(url: str, study: str, storage: optuna.storages.BaseStorage | None = None) -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name=study, storage=open_storage(url)).get_trials()
+        return optuna.load_study(study_name=study, storage=storage or open_storage(url)).get_trials()
     except KeyError:  # not created yet
         return []
 
@@ -111,16 +111,27 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.study, self.condition, self.action, self.seen = url, study, condition, action, None
         self.stopped = threading.Event()
+        self.error: BaseException | None = None
 
     def run(self) -> None:
-        while self.seen is None and not self.stopped.wait(0.1):
-            if (found := self.condition(trials(self.url, self.study))) is not None:
-                self.seen = found
-                self.action(found)
+        # One storage for every poll: a new one each time leaves a connection pool behind, and a long suite
+        # then runs the server out of connections and the watcher dies before it sees its moment.
+        storage = open_storage(self.url)
+        try:
+            while self.seen is None and not self.stopped.wait(0.1):
+                if (found := self.condition(trials(self.url, self.study, storage))) is not None:
+                    self.seen = found
+                    self.action(found)
+        except BaseException as exc:  # shown by stop(), not lost with the thread
+            self.error = exc
+        finally:
+            storage.engine.dispose()
 
     def stop(self) -> None:
         self.stopped.set()
         self.join()
+        if self.error is not None:
+            raise AssertionError(f"the watcher failed: {self.error!r}") from self.error
 
 
 def test_three_workers_complete_every_candidate_once(capsys, pg_url, space_file, tmp_path) -> None:
@@ -159,7 +170,9 @@ def test_interrupt_then_rerun_retrains_nothing_complete(capsys, pg_url, space_fi
     def some_done_some_running(ts):
         done = [t for t in ts if t.state == TrialState.COMPLETE]
         workers = {read_trial(t).get("worker") for t in ts} - {None}
-        return done if len(done) >= 1 and len(workers) == 2 and any(t.state == TrialState.RUNNING for t in ts) else None
+        # Both workers at work, or (a worker process slow to start) the first already well on.
+        both = len(workers) == 2 or len(done) >= 3
+        return done if len(done) >= 1 and both and any(t.state == TrialState.RUNNING for t in ts) else None
 
     # Ctrl-C at the terminal: SIGINT to the `run` process, which passes it on to its workers.
     watcher = Watcher(pg_url, "sigint", some_done_some_running, lambda _: os.kill(os.getpid(), signal.SIGINT))

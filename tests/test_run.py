@@ -373,3 +373,33 @@ def test_a_bad_time_budget_is_one_line(capsys, space_file, tmp_path, value) -> N
     r = run_cli(capsys, *args(space_file, tmp_path / "results", "--time", value))
     assert_user_error(r, "time")
     assert not (tmp_path / "results").exists()
+
+
+def test_a_trial_the_budget_runs_out_on_stops_mid_training_and_is_queued_again(space_file, tmp_path) -> None:
+    """The host slows down after a trial starts (another job takes the cores): the trial must stop at its
+    next step, not when it ends, be queued again for a resume, and count as untrained in the verdict."""
+    from scalesearch.search import _queue as queue
+    from scalesearch.stats import _race as race
+    from scalesearch.results import trials_frame
+
+    plan, study = search.start(search.RunOptions(base="tiny-mbconv", data="synthetic:64", space=str(space_file),
+                                                 results_dir=str(tmp_path), device="cpu"))
+    now = [0.0]
+    budget = search.TimeBudget(600, started=0.0, clock=lambda: now[0], pace_hint=1e-12)  # every trial looks quick
+    worker = Worker(plan, study, torch.device("cpu"), budget=budget)
+    steps = []
+
+    def slow_host(step: int, total: int) -> None:
+        steps.append(step)
+        now[0] += 200.0  # each step takes 200 s of the budget
+    worker.progress.step = slow_host
+    worker.work()
+    trials = study.get_trials()
+    stopped = [t for t in trials if t.user_attrs.get("fail_reason") == queue.OUT_OF_TIME]
+    assert len(stopped) == 1 and stopped[0].state == TrialState.FAIL
+    assert len(steps) == 3  # 0 → 200 → 400 → 600 s: past the budget less its reserve at the third step
+    assert not study.get_trials(states=(TrialState.COMPLETE,)) and budget.spent_out
+    assert [t.user_attrs.get("requeued_from") for t in trials if t.state == TrialState.WAITING].count(stopped[0].number) == 1
+    v = race.verdict(trials_frame(study))
+    assert v is None  # nothing completed: no verdict, and the rerun trains the stopped candidate first
+    assert race._untrained(trials_frame(study)) == FEASIBLE

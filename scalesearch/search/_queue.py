@@ -28,7 +28,8 @@ from ._schedule import TimeBudget
 QUEUE = ("seed", "phi", "alpha", "beta", "gamma")  # what a queued trial carries until it runs
 
 # Trials failed for these reasons are queued again on resume; others (divergence, OOM) are final.
-RETRYABLE = ("interrupted",)
+OUT_OF_TIME = "stopped: the time budget ran out during training"
+RETRYABLE = ("interrupted", OUT_OF_TIME)
 
 
 def candidate(t: FrozenTrial) -> Candidate | None:
@@ -62,7 +63,7 @@ def enqueue_one(study: optuna.Study, c: Candidate, seed: int, phi: float = 1, **
 
 
 def requeue(study: optuna.Study, t: FrozenTrial | optuna.Trial) -> None:
-    """Queue `t`'s slot again, linked to it (an interrupted or lost trial)."""
+    """Queue `t`'s slot again, linked to it (an interrupted, stopped or lost trial)."""
     a = t.user_attrs
     enqueue_one(study, Candidate(a["alpha"], a["beta"], a["gamma"]), a["seed"], a["phi"], requeued_from=t.number)
 

@@ -240,13 +240,15 @@ class Worker:
 
         data = self.data(seed)
         try:
-            r = proxy.train(spec, data, space.proxy, a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self.progress.step,
+            r = proxy.train(spec, data, space.proxy, a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self._step,
                             compile=self.compile, every_epoch=space.pruner != "none")
             proxy.require_learning(r, data.num_classes, data.num_val)
         except proxy.Diverged as exc:
             return self._fail(trial, f"diverged: {exc}")
         except proxy.DidNotLearn as exc:
             return self._fail(trial, str(exc))
+        except _OutOfTime:
+            return self._out_of_time(trial)
         except torch.OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -260,6 +262,22 @@ class Worker:
             self._queue_other_seeds(c, seed)
         self.progress.finished("complete", r.final_acc)
         return score(r.final_acc, r.val_loss[-1])
+
+    def _step(self, step: int, steps: int) -> None:
+        """Progress, and the budget's hard edge: a trial that the host's pace let start but that a slowdown
+        (another job taking the cores) drags past the time left stops here, not after the budget."""
+        self.progress.step(step, steps)
+        if self.budget is not None and self.budget.limited and self.budget.left() < 0:
+            raise _OutOfTime
+
+    def _out_of_time(self, trial: optuna.Trial) -> float:
+        """Stop a trial the budget ran out on: queued again for a resume, and no more trials start."""
+        trial.set_user_attr("fail_reason", queue.OUT_OF_TIME)
+        if trial.user_attrs.get("queued"):
+            queue.requeue(self.study, trial)
+        self.budget.spent_out = True
+        self.progress.finished("stopped", None)
+        return math.nan
 
     def _covered(self, trial: optuna.Trial, key: tuple) -> bool:
         """Whether an earlier trial already stands for this (candidate, seed, φ)."""
@@ -307,6 +325,10 @@ class Worker:
             if s != seed:
                 queue.enqueue_one(self.study, c, s, phi=1)
 
+
+
+class _OutOfTime(Exception):
+    """The time budget ran out in the middle of a training run."""
 
 
 def _is_nan_warning(message: str) -> bool:

@@ -153,7 +153,7 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
     winner, stage, problems = _pick_twin(trials, built[s.leader], s)
     untrained = _untrained(trials)
     if untrained:
-        problems.append(f"{untrained} candidate(s) not trained yet (the time ran out in the first round): the fit "
+        problems.append(f"{untrained} candidate(s) not trained yet (the time ran out, or the run stopped, before them): the fit "
                         "covers part of the space")
     if len(in_set) > 1:
         problems.append("more than one network could be best")
@@ -172,10 +172,10 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
 
 
 def _untrained(trials: pd.DataFrame) -> int:
-    """φ = 1 candidates queued but with no finished trial yet."""
+    """φ = 1 candidates with no result yet: queued, or queued again after a stop (a final failure counts as done)."""
     one = trials[trials["phi"] == 1]
-    finished = one["state"].isin(["COMPLETE", "PRUNED", "FAIL"]).groupby([one["alpha"], one["beta"], one["gamma"]]).any()
-    return int((~finished).sum())
+    done = lambda s: s.isin(["COMPLETE", "PRUNED"]).any() or (s.eq("FAIL").any() and not s.eq("WAITING").any())
+    return int((~one.groupby(["alpha", "beta", "gamma"])["state"].agg(done)).sum())
 
 
 def _pick_twin(trials: pd.DataFrame, twins: list[Cand], s: surface.Surface) -> tuple[Cand, int, list[str]]:
