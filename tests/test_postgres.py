@@ -166,7 +166,8 @@ def test_killed_worker_trial_is_rerun_once(capsys, pg_url, space_file, tmp_path,
     assert read_trial(retry)["worker"] != read_trial(running)["worker"]
 
 
-def test_interrupt_then_rerun_retrains_nothing_complete(capsys, pg_url, space_file, tmp_path, fast_heartbeats) -> None:
+def test_interrupt_then_rerun_retrains_nothing_complete(capsys, pg_url, space_file, tmp_path, fast_heartbeats,
+                                                        request) -> None:
     def some_done_some_running(ts):
         done = [t for t in ts if t.state == TrialState.COMPLETE]
         workers = {read_trial(t).get("worker") for t in ts} - {None}
@@ -174,7 +175,10 @@ def test_interrupt_then_rerun_retrains_nothing_complete(capsys, pg_url, space_fi
         both = len(workers) == 2 or len(done) >= 3
         return done if len(done) >= 1 and both and any(t.state == TrialState.RUNNING for t in ts) else None
 
-    # Ctrl-C at the terminal: SIGINT to the `run` process, which passes it on to its workers.
+    # Ctrl-C at the terminal: SIGINT to the `run` process, which passes it on to its workers. A shell
+    # that starts pytest in the background leaves SIGINT ignored, so the test asks for Python's handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     watcher = Watcher(pg_url, "sigint", some_done_some_running, lambda _: os.kill(os.getpid(), signal.SIGINT))
     watcher.start()
     args = run_args(tmp_path, pg_url, "sigint", space_file, *SLOWER)
