@@ -147,12 +147,12 @@ def plot_command(
     phis = results.parse_phis(phi)
     st, _ = search.load_recorded(storage_url, chosen(name, study), results_dir)
     compared = st.user_attrs.get("comparison")
-    if st.user_attrs["config"].get("kind") == results.COMPARISON and not compared:
+    if results.is_comparison(st) and not compared:
         fail(f"comparison {st.study_name!r} has not finished: run scalesearch compare again")
     folder = Path(output) if output else Path(results_dir) / st.study_name / "plots"
     if folder.exists() and not folder.is_dir():
         fail(f"-o {folder} exists and is not a folder")
-    if st.user_attrs["config"].get("kind") == results.COMPARISON:
+    if results.is_comparison(st):
         written = plots.save(figures(compared), folder)
     else:
         trials, _ = results.study_winner(st)

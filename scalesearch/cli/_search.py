@@ -103,7 +103,7 @@ def show(
     if fmt not in SHOW_FORMATS:
         fail(f"--format must be one of {', '.join(SHOW_FORMATS)}, got {fmt!r}")
     st, url = search.load_recorded(storage_url, chosen(name, study), results_dir)
-    if st.user_attrs["config"].get("kind") == search.COMPARISON:
+    if results.is_comparison(st):
         return show_comparison(st, fmt)
     trials = results.trials_frame(st)
     ranked = results.sort_ranking(results.ranking(trials, include_all=show_all), sort)

@@ -9,12 +9,12 @@ from ._extrapolate import (boundary_warnings, official_family, proxy_fit, scalin
                            with_official)
 from ._family import RESOLUTION_MULTIPLE, SCHEMA_VERSION, Family, family_table, load_family, member, parse_phis
 from ._ranking import ranking, sort_ranking, study_winner, trials_frame, winner, write_set, write_tables
-from ._record import COMPARISON, CURVES, FIELDS, read as read_trial
+from ._record import COMPARISON, CURVES, FIELDS, is_comparison, read as read_trial
 from ._report import (RANKING_HEADERS, constraint_line, constraint_summary, markdown_ranking, mega, pct, ranking_caption,
                       ranking_cells, ranking_document, surface_line, verdict_line,
                       wide_table)
 
-__all__ = ["COMPARISON", "CURVES", "FIELDS", "Family", "RANKING_HEADERS", "RESOLUTION_MULTIPLE", "SCHEMA_VERSION", "boundary_warnings",
+__all__ = ["COMPARISON", "CURVES", "FIELDS", "is_comparison", "Family", "RANKING_HEADERS", "RESOLUTION_MULTIPLE", "SCHEMA_VERSION", "boundary_warnings",
            "choose_format", "coefficients_document", "constraint_line", "constraint_summary", "export_study", "family_table",
            "mega", "pct", "ranking_caption", "ranking_cells", "read_trial", "sort_ranking", "study_base", "surface_line",
            "verdict_document", "wide_table",

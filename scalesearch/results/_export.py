@@ -30,7 +30,7 @@ from ._family import FORMAT, RESOLUTION_MULTIPLE, SCHEMA_VERSION, family_table, 
 from ..files import write_text
 from ..stats._race import fit as race_fit, space_ranges, verdict
 from ..stats._surface import FEATURES, LEVEL
-from ._record import COMPARISON
+from ._record import is_comparison
 from ._report import constraint_summary
 from ._ranking import has_intervals, trials_frame
 
@@ -68,9 +68,14 @@ def coefficients_document(study: optuna.Study, ranked: pd.DataFrame, base: BaseN
         **{k: doc[k] for k in ("base", "resolution_multiple", "family", "equivalents")},
         "units": doc["units"] | {"proxy_val_top1": "fraction of validation images"},
         **_comparison(study),
-        "provenance": {"study": study.study_name, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                       "scalesearch_version": __version__, **config},
+        "provenance": _provenance(study),
     }
+
+
+def _provenance(study: optuna.Study) -> dict[str, Any]:
+    """Which study, when, by which version, and the configuration it recorded."""
+    return {"study": study.study_name, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "scalesearch_version": __version__, **study.user_attrs.get("config", {})}
 
 
 def _comparison(study: optuna.Study) -> dict[str, Any]:
@@ -85,9 +90,7 @@ def comparison_export(study: optuna.Study) -> dict[str, Any]:
     doc = family_document(study_base(study), settings["alpha"], settings["beta"], settings["gamma"])
     if not study.user_attrs.get("comparison"):
         raise ScaleSearchError(f"comparison {study.study_name!r} has not finished: run scalesearch compare again")
-    return doc | _comparison(study) | {"provenance": {
-        "study": study.study_name, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "scalesearch_version": __version__, **study.user_attrs["config"]}}
+    return doc | _comparison(study) | {"provenance": _provenance(study)}
 
 
 def _with_family_latency(doc: dict[str, Any], study: optuna.Study) -> None:
@@ -243,7 +246,7 @@ def export_study(study: optuna.Study, fmt: str = "json", output: str | Path | No
     ``<results_dir>/<study>/coefficients.<ext>``; ``output="-"`` writes nothing (path None)."""
     from ._ranking import ranking, study_winner
 
-    if study.user_attrs.get("config", {}).get("kind") == COMPARISON:
+    if is_comparison(study):
         doc = comparison_export(study)
     else:
         trials, _ = study_winner(study)  # a one-line error when nothing completed

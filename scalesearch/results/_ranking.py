@@ -25,7 +25,7 @@ import optuna
 import pandas as pd
 
 from ..stats import _race as race
-from ._record import COMPARISON, FIELDS, read
+from ._record import FIELDS, is_comparison, read
 from ..stats._race import network_id
 from ..stats._surface import t_quantile
 from ..errors import ScaleSearchError
@@ -181,7 +181,7 @@ def winner(ranked: pd.DataFrame) -> pd.Series | None:
 
 def study_winner(study: optuna.Study) -> tuple[pd.DataFrame, pd.Series]:
     """(trials frame, best complete φ = 1 candidate) of a study; a one-line error when none has completed."""
-    if study.user_attrs.get("config", {}).get("kind") == COMPARISON:
+    if is_comparison(study):
         raise ScaleSearchError(f"study {study.study_name!r} is a comparison (scalesearch compare), which has no winner; "
                                "give the search study it compares")
     trials = trials_frame(study)

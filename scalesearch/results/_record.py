@@ -29,6 +29,11 @@ from ..space._candidates import Assessment
 # The `kind` a comparison's study records in its configuration (scalesearch compare); a search records none.
 COMPARISON = "compare"
 
+
+def is_comparison(study: Any) -> bool:
+    """Whether a study (or its summary) is a comparison's rather than a search's."""
+    return (study.user_attrs.get("config") or {}).get("kind") == COMPARISON
+
 # The dict-valued attributes a trial's fields are written in, in the order they are written.
 PARTS = ("cost", "result")
 

@@ -31,7 +31,7 @@ from ..space._latency_budget import LatencyCheck, meter_for
 from ..data._load import Dataset, data_shape, load_data
 from ..errors import ScaleSearchError
 from ..files import make_folder
-from ..results._record import COMPARISON
+from ..results._record import COMPARISON, is_comparison
 from ._provenance import OUTPUTS, check as check_provenance
 from ..device import pick_device
 from ..space._space import SearchSpace, load_space, parse_budget, parse_duration
@@ -311,7 +311,7 @@ def load_recorded(storage_url: str | None = None, study_name: str | None = None,
     names = [s.study_name for s in summaries]
     if study_name is None:
         # A search and the comparisons made of its winner share its storage: the search is the folder's study.
-        searches = [s.study_name for s in summaries if s.user_attrs.get("config", {}).get("kind") != COMPARISON]
+        searches = [s.study_name for s in summaries if not is_comparison(s)]
         if len(names) != 1 and len(searches) != 1:
             raise ScaleSearchError(f"{redact(storage_url)} holds {len(names)} studies; choose one with --study: {', '.join(names) or 'none'}")
         study_name = names[0] if len(names) == 1 else searches[0]
