@@ -180,9 +180,7 @@ class Worker:
         except KeyboardInterrupt:
             self.training = False
             self.stopping.set()
-            trial.set_user_attr("fail_reason", "interrupted")
-            if trial.user_attrs.get("queued"):  # back in the queue at once, for a live worker or the rerun
-                queue.requeue(self.study, trial)
+            self._put_back(trial, "interrupted")
             self.progress.finished("interrupted", None)
             raise
         finally:
@@ -272,12 +270,16 @@ class Worker:
 
     def _out_of_time(self, trial: optuna.Trial) -> float:
         """Stop a trial the budget ran out on: queued again for a resume, and no more trials start."""
-        trial.set_user_attr("fail_reason", queue.OUT_OF_TIME)
-        if trial.user_attrs.get("queued"):
-            queue.requeue(self.study, trial)
+        self._put_back(trial, queue.OUT_OF_TIME)
         self.budget.spent_out = True
         self.progress.finished("stopped", None)
         return math.nan
+
+    def _put_back(self, trial: optuna.Trial, reason: str) -> None:
+        """Mark a trial stopped for a retryable `reason` and queue its slot again at once, for a live worker or the rerun."""
+        trial.set_user_attr("fail_reason", reason)
+        if trial.user_attrs.get("queued"):
+            queue.requeue(self.study, trial)
 
     def _covered(self, trial: optuna.Trial, key: tuple) -> bool:
         """Whether an earlier trial already stands for this (candidate, seed, φ)."""
