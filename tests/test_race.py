@@ -66,12 +66,42 @@ def test_rounds_go_to_the_set_second_seed_then_twins_at_phi_2_then_more_seeds():
     trials = surface_trials(seeds=1, noise=0.01, rng=np.random.default_rng(0), tilt=0.02, twins=True)
     s = race.fit(trials)
     name, todo = race.next_round(trials, seeds=[0], max_seeds=4, contenders=6, phi2=1)
-    assert name.startswith("a second seed") and todo and {t[3] for t in todo} == {1} and {t[4] for t in todo} == {1}
-    assert {f"n{int(round(20 * (b - 1)))}" for _, b, *_ in todo} <= set(s.confidence_set)
+    assert name.startswith("the check: a second seed") and todo and {t[3] for t in todo} == {1} and {t[4] for t in todo} == {1}
+    checked = set(s.confidence_set) | set(s.table.index[: race.RIVALS + 1])
+    assert {f"n{int(round(20 * (b - 1)))}" for _, b, *_ in todo} == checked
     assert (1.1, 1.45, 1.0, 1, 1) in todo and (1.2, 1.45, 1.0, 1, 1) in todo  # twins share the seed
     second = surface_trials(seeds=2, noise=0.01, rng=np.random.default_rng(0), tilt=0.3, twins=True)
     name, todo = race.next_round(second, seeds=[0], max_seeds=4, contenders=6, phi2=1)
     assert name.startswith("φ = 2") and sorted(todo) == [(a, 1.45, 1.0, s, 2) for a in (1.1, 1.2) for s in (0, 1)]
+
+
+def test_a_leader_alone_in_its_set_after_one_seed_is_checked_on_a_second_before_it_is_resolved():
+    one = surface_trials(seeds=1, noise=0.001, rng=np.random.default_rng(5), tilt=0.5)
+    s = race.fit(one)
+    assert s.confidence_set == ["n9"] and math.isnan(s.lack_of_fit)
+    v = race.verdict(one)
+    assert not v.resolved and "not checked on a second seed" in v.reason
+    name, todo = race.next_round(one, seeds=[0], max_seeds=8, contenders=6, phi2=1)
+    assert name.startswith("the check") and sorted(int(round(20 * (b - 1))) for _, b, *_ in todo) == [6, 7, 8, 9]
+    two = surface_trials(seeds=2, noise=0.001, rng=np.random.default_rng(5), tilt=0.5)
+    assert race.verdict(two).resolved and "held on a second seed" in race.verdict(two).reason
+
+
+def test_a_peak_inside_the_surface_fails_the_lack_of_fit_test_and_the_mixed_fit_finds_it():
+    """A straight surface always puts the best at a corner; replicated networks expose a peak inside, and the
+    race's mixed fit judges them by their own seeds."""
+    found = {"linear": 0, "race": 0}
+    for rep in range(10):
+        trials = surface_trials(seeds=3, noise=0.005, rng=np.random.default_rng(20 + rep), tilt=0.03)
+        trials.loc[trials["network"] == "n5", "score"] += 0.06  # the true best, in the middle
+        obs = race.observations(trials, 1)
+        s = race.fit(trials)
+        assert s.form == "mixed" and s.lack_of_fit < 0.01 and s.tau > 0.01
+        found["linear"] += surface.fit(obs, form="linear").leader == "n5"
+        found["race"] += s.leader == "n5" and s.confidence_set == ["n5"]
+    assert found == {"linear": 0, "race": 10}
+    smooth = race.fit(surface_trials(seeds=3, noise=0.005, rng=np.random.default_rng(3), tilt=0.03))
+    assert smooth.lack_of_fit > 0.01
 
 
 def test_the_rounds_end_when_the_set_is_one_network_or_seeds_run_out():

@@ -6,6 +6,7 @@ Pass either (or your own subclass) as ``progress=`` to :func:`scalesearch.run`.
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -124,7 +125,7 @@ class RichProgress(Progress):
         n = len(fit.confidence_set)
         self.leader = f"leader α={a:g} β={b:g} γ={g:g}, 95% set {n} network{'s' * (n != 1)}"
         self.bar.console.print(f"{self.leader} (score {fit.table['fit'].iloc[0]:.4f} ± {fit.table['se'].iloc[0]:.4f}, "
-                               f"surface fit: {fit.form})", highlight=False)
+                               f"surface fit: {fit.form}{_lack_of_fit(fit)})", highlight=False)
         self._describe()
 
     def _describe(self) -> None:
@@ -161,3 +162,6 @@ class RichProgress(Progress):
         """Trials done by worker processes, as read from the storage."""
         self.bar.update(self.overall, completed=done, total=total, description=f"trials ({alive} workers running)")
 
+
+def _lack_of_fit(fit) -> str:
+    return "" if math.isnan(fit.lack_of_fit) else f", linear surface's lack of fit p = {fit.lack_of_fit:.2f}"

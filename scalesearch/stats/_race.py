@@ -5,7 +5,11 @@ The scores of all candidates are fitted together as one surface over the budget
 networks that could be best:
 
 1. the first round covers the surface: every distinct network, one seed (queued by the search);
-2. the networks in the 95% set get a second seed, which separates the noise from the surface's misfit;
+2. the check: the networks in the 95% set, and the leader's closest rivals (``RIVALS``) even when the
+   set holds the leader alone, get a second seed. That separates the noise from the surface's misfit,
+   and from then on the fit is the mixed model: each replicated network is judged by its own seeds as
+   well as by the surface, so a leader that only a straight surface's tilt put on top (its optimum is
+   always a corner) has to hold on its second seed;
 3. when the leading network is built by several candidates (twins: B0's depth rounds up, so
    every α in (1, 1.25] builds the same network at φ = 1), their φ = 2 members are trained,
    where they differ, and the best of them wins;
@@ -27,6 +31,8 @@ import pandas as pd
 from . import _surface as surface
 
 Cand = tuple[float, float, float]
+FORM = "mixed"  # linear surface + each network's departure; the plain linear one until some network has two seeds
+RIVALS = 3  # the leader's closest rivals by fitted score that the check gives a second seed
 
 
 def network_id(row: Mapping[str, Any] | Any) -> str:
@@ -65,7 +71,7 @@ def observations(trials: pd.DataFrame, phi: float) -> pd.DataFrame:
 def fit(trials: pd.DataFrame, phi: float = 1) -> surface.Surface | None:
     """The score surface of the complete trials at `phi` (None when none completed)."""
     obs = observations(trials, phi)
-    return None if obs.empty else surface.fit(obs)
+    return None if obs.empty else surface.fit(obs, FORM)
 
 
 def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contenders: int, phi2: int) -> tuple[str, list[tuple[float, float, float, int, int]]]:
@@ -78,7 +84,7 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
     obs = observations(trials, 1)
     if obs.empty:
         return "", []
-    s = surface.fit(obs)
+    s = surface.fit(obs, FORM)
     built = members(trials, 1)
     used = obs.groupby("key")["seed"].agg(set)
     in_set = s.confidence_set
@@ -90,8 +96,10 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
             todo += [(*c, nxt, 1) for c in built[key]]
         return todo
 
-    if len(in_set) > 1 and (todo := more_seeds([k for k in in_set if len(used[k]) < 2])):
-        return f"a second seed for the {len(in_set)} networks in the 95% set", todo
+    checked = list(dict.fromkeys(in_set + list(s.table.index[: RIVALS + 1])))
+    if todo := more_seeds([k for k in checked if len(used[k]) < 2]):
+        return (f"the check: a second seed for the {len(in_set)} network(s) in the 95% set and the leader's closest "
+                "rivals", todo)
     if todo := _twins_at_phi2(trials, built, [k for k in in_set[:phi2]], used):
         return "φ = 2: the leading network's twins, where they differ", todo
     if len(in_set) > 1:
@@ -157,6 +165,8 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
                         "covers part of the space")
     if len(in_set) > 1:
         problems.append("more than one network could be best")
+    if s.table["seeds"].iloc[0] < 2:
+        problems.append("the leader has one seed: the surface is not checked on a second seed yet")
     if s.form == "means":
         problems.append("too few networks for a surface: each candidate judged on its own seeds")
     elif math.isnan(s.sigma):
@@ -167,7 +177,8 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
                         f"would separate the leader from the runner-up")
     edge = boundary(winner, tied, ranges)
     reason = "; ".join(problems) if problems else (
-        f"the only network in the 95% set{' after φ = 2 split its twins' if stage == 2 else ''}")
+        f"the only network in the 95% set{' after φ = 2 split its twins' if stage == 2 else ''}, held on a second "
+        f"seed ({_fit_words(s)})")
     return Verdict(winner, float(s.table["p_best"].iloc[0]), stage, tied, not problems, reason, needed, edge, len(in_set))
 
 
@@ -228,6 +239,14 @@ def space_ranges(config: dict | None) -> dict | None:
     """The α, β, γ ranges a study recorded (None for studies without them)."""
     space = (config or {}).get("space", {})
     return {a: space[a] for a in ("alpha", "beta", "gamma") if a in space} or None
+
+
+def _fit_words(s: surface.Surface) -> str:
+    """How the linear surface fared against the replicated networks, for the verdict's reason."""
+    if math.isnan(s.lack_of_fit):
+        return "lack of fit not testable"
+    misses = "misses structure, so each network's own seeds count" if s.lack_of_fit < 1 - surface.LEVEL else "fits"
+    return f"the linear surface {misses}: lack-of-fit p = {s.lack_of_fit:.2f}"
 
 
 def _count(n: float) -> str:

@@ -11,9 +11,14 @@ all of them estimates each one far better than its own few seeds could. The mode
 - ``f`` is linear in them (the form that predicted held-out seeds best: ``benchmarks/surface.py``;
   a quadratic surface, a Gaussian process and per-network means did worse);
 - ``seed[s]`` is the paired seed's effect (every candidate with seed *s* saw the same data);
-- ``u_c``, the network's own departure from the surface, is left in the noise by the default
-  "linear" form, which makes every interval wider where the surface fits badly; the "mixed" form
-  estimates it as a random effect with variance τ² (statsmodels) once some network has two seeds.
+- ``u_c``, the network's own departure from the surface, is left in the noise by the "linear"
+  form, which makes every interval wider where the surface fits badly; the "mixed" form (the
+  race's) estimates it as a random effect with variance τ² (statsmodels) once some network has
+  two seeds, so a network measured twice is judged by its own seeds as well as by the surface,
+  and the optimum need not be a corner of the feasible set (a linear surface's always is).
+
+Replicated networks also allow the lack-of-fit test (statsmodels' F-test of the linear surface
+against one mean per network, seeds in both): ``Surface.lack_of_fit`` is its p-value.
 
 Every network gets a fitted score (surface + its predicted departure), a standard error, and a
 probability of being best from parametric draws of the fit; the 95% set holds the networks
@@ -75,6 +80,7 @@ class Surface:
     dof: int  # residual degrees of freedom
     slopes: dict[str, float]  # d score / d feature of the linear part
     gap_sd: float  # standard deviation of (leader − runner-up) over the draws
+    lack_of_fit: float = math.nan  # p-value of the linear surface against per-network means (nan: no replicates)
 
     @property
     def leader(self):
@@ -132,7 +138,23 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
     table["in_set"] = _set(table["p_best"]) if informed else True
     gap_sd = float(np.std(sample[:, 0] - sample[:, 1])) if len(order) > 1 else math.nan
     slopes = _slopes(beta[len(seeds):], nets) if form in ("linear", "mixed") else {}
-    return Surface(table, form, math.sqrt(sigma2), math.sqrt(max(tau2, 0.0)), dof, slopes, gap_sd)
+    return Surface(table, form, math.sqrt(sigma2), math.sqrt(max(tau2, 0.0)), dof, slopes, gap_sd,
+                   lack_of_fit(obs, nets, seeds))
+
+
+def lack_of_fit(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list) -> float:
+    """p-value of the F-test: does one mean per network explain the scores better than the linear surface
+    (seed effects in both)? nan when it cannot be tested: no network on two seeds, or too few networks."""
+    import statsmodels.api as sm
+
+    if len(nets) < len(FEATURES) + 3:
+        return math.nan
+    y = obs["score"].to_numpy(float)
+    full = sm.OLS(y, _designs(obs, nets, seeds, "means")[0]).fit()
+    linear = sm.OLS(y, _designs(obs, nets, seeds, "linear")[0]).fit()
+    if full.df_resid < 1 or full.df_model <= linear.df_model:
+        return math.nan
+    return float(full.compare_f_test(linear)[1])
 
 
 def _slopes(coef: np.ndarray, nets: pd.DataFrame) -> dict[str, float]:
