@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 import pandas as pd
 
 import scalesearch
@@ -88,14 +89,15 @@ def width_table(pairs: list[dict[str, Any]], kind: str) -> str:
                    f"{score_text(p['high'], kind, True)}]", p["pairs"], p["ahead"]] for p in pairs])
 
 
-def run(quick: bool = False, device: str = "cpu") -> str:
-    folder = Path("bench-results") / ("compare-quick" if quick else "compare")
-    console.log(machine_line(device))
-    small = {"phi": 1, "epochs": 1, "train": 384, "val": 256, "time": "3m"} if quick else {}
-    common = {"device": device, **small}
-    embedded, t_embedded = timed("embedded", data="embedded", results_dir=str(folder / "embedded"), **common)
+def embedded_part(folder: Path, common: dict[str, Any]) -> str:
+    r, t = timed("embedded", data="embedded", results_dir=str(folder / "embedded"), **common)
+    return "\n\n".join([f"**1. Embedded data, the default command** ({t:.0f} s wall; {len(r.study.trials)} trials):",
+                         rows_table(r), *r.verdicts.values()])
+
+
+def planted_part(folder: Path, common: dict[str, Any], quick: bool) -> str:
     planted = texture_folder(folder / "planted-data", per_class=40 if quick else 1500)
-    proxy = embedded.plan.space.proxy
+    proxy = scalesearch.load_space("default").for_device(torch.device(common["device"]).type).proxy
     longer = {**common, "epochs": LONGER * proxy.epochs, "train": LONGER * proxy.train, "seeds": 2, "max_seeds": 2,
               "time": "none"}
     long_run, t_long = timed("planted, trained longer", data=str(planted), results_dir=str(folder / "planted-long"),
@@ -106,25 +108,33 @@ def run(quick: bool = False, device: str = "cpu") -> str:
     bar = "met" if "single better" not in width_says else "NOT met"
     pays = against_width(long_run)
     ahead = [str(p["phi"]) for p in pays if p["family"] == "resolution" and p["ahead"] == "yes"]
-    body = "\n\n".join([
-        f"**1. Embedded data, the default command** ({t_embedded:.0f} s wall; {len(embedded.study.trials)} trials):",
-        rows_table(embedded), *embedded.verdicts.values(),
+    return "\n\n".join([
         f"**2. Planted texture folder ({planted}), trained longer**: {LONGER * proxy.epochs} epochs of "
         f"{LONGER * proxy.train} images per seed (4× the proxy's images × epochs), 2 paired seeds, no time budget "
         f"({t_long:.0f} s wall):", rows_table(long_run), width_table(pays, kind),
         "Resolution pays on this folder when trained longer: " + (
             f"yes, resolution-only is ahead of width-only at φ = {', '.join(ahead)}" if ahead else
             "no, resolution-only is ahead of width-only at no φ") + " (paired 95% interval above 0).",
-        f"**3. Planted texture folder, the default comparison** ({t_short:.0f} s wall):", rows_table(short),
-        *short.verdicts.values(), width_table(against_width(short), kind),
+        f"**3. Planted texture folder, the default comparison** ({t_short:.0f} s wall; {len(short.study.trials)} "
+        "trials):", rows_table(short), *short.verdicts.values(), width_table(against_width(short), kind),
         f"Bar: no width row at φ ≥ 1 says single better: **{bar}** (width verdicts: {', '.join(width_says)}).",
     ])
+
+
+def run(quick: bool = False, device: str = "cpu", parts: tuple[str, ...] = ("embedded", "planted")) -> str:
+    folder = Path("bench-results") / ("compare-quick" if quick else "compare")
+    console.log(machine_line(device))
+    small = {"phi": 1, "epochs": 1, "train": 384, "val": 256, "time": "3m"} if quick else {}
+    common = {"device": device, **small}
+    bodies = ([embedded_part(folder, common)] if "embedded" in parts else []) + (
+        [planted_part(folder, common, quick)] if "planted" in parts else [])
     title = "Compound against single-dimension scaling" + (" (quick: φ ≤ 1, few images, 1 epoch)" if quick else "")
-    return section(title, device, body, f"Runs and figures: {folder}/ (comparison.csv, comparison.json, comparison.png "
-                                        "in each results folder).")
+    return section(title, device, "\n\n".join(bodies), f"Runs and figures: {folder}/ (comparison.csv, "
+                                                          "comparison.json, comparison.png in each results folder).")
 
 
-if __name__ == "__main__":
-    print(run())
+if __name__ == "__main__":  # python -m benchmarks.compare [embedded] [planted]: one part alone
+    import sys
+    print(run(parts=tuple(sys.argv[1:]) or ("embedded", "planted")))
 
 __all__ = ["run", "against_width", "rows_table"]
