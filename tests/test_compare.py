@@ -88,6 +88,8 @@ def test_export_plot_and_show_of_the_study_carry_the_comparison(compared, capsys
     assert r.code == 0 and "comparison: width only vs compound" in r.out
     r = run_cli(capsys, "show", "--storage", compared["url"], "--study", "tiny-compare", "--format", "csv")
     assert r.code == 0 and r.out.startswith(",".join(REQUIRED))
+    by_name = run_cli(capsys, "show", "tiny-compare", "--format", "csv", "--results-dir", compared["results"])
+    assert by_name.code == 0 and by_name.out == r.out, by_name.err  # found in its search's folder
 
 
 def test_a_worker_joins_a_comparison(compared, capsys):

@@ -30,7 +30,7 @@ from ..results._export import study_base
 from ..results._family import load_family
 from ..results._ranking import study_winner
 from ..search._driver import as_file
-from ..search._plan import COMPARISON, OBJECT, Plan, RunOptions, data_spec, load_recorded, open_study
+from ..search._plan import BESIDE, COMPARISON, OBJECT, Plan, RunOptions, data_spec, load_recorded, open_study
 from ..space._candidates import Assessment, assess
 from ..space._families import SINGLE, Member, family_members, interaction_members
 from ..space._fidelity import resolve as resolve_proxy
@@ -138,7 +138,7 @@ def _beside_study(options: dict[str, Any], name: str, settings: dict[str, Any]) 
 def study_name(options: RunOptions, settings: Settings) -> str:
     """``<study>-compare`` beside a study; else from the base, the coefficients, a space other than the default and the data."""
     if settings.beside:
-        return f"{settings.beside}-compare"
+        return f"{settings.beside}{BESIDE}"
     base = options.base if isinstance(options.base, BaseNetwork) else load_base(options.base)
     parts = [base.name, "compare", *(f"{x:g}" for x in settings.coefficients)]
     parts += [] if options.space == "default" else [Path(options.space).stem]

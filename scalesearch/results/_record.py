@@ -28,6 +28,7 @@ from ..space._candidates import Assessment
 
 # The `kind` a comparison's study records in its configuration (scalesearch compare); a search records none.
 COMPARISON = "compare"
+BESIDE = "-compare"  # a comparison of study X is stored beside it, in its storage and folder, as X-compare
 
 
 def is_comparison(study: Any) -> bool:

@@ -31,7 +31,7 @@ from ..space._latency_budget import LatencyCheck, meter_for
 from ..data._load import Dataset, data_shape, load_data
 from ..errors import ScaleSearchError
 from ..files import make_folder
-from ..results._record import COMPARISON, is_comparison
+from ..results._record import BESIDE, COMPARISON, is_comparison
 from ._provenance import OUTPUTS, check as check_provenance
 from ..device import pick_device
 from ..space._space import SearchSpace, load_space, parse_budget, parse_duration
@@ -268,6 +268,8 @@ def find_study(name: str | None, results_dir: str | Path = "results") -> tuple[s
     if (folder / "study.db").is_file():
         return f"sqlite:///{folder / 'study.db'}", None
     found = sorted(db for db in Path(results_dir).rglob("study.db") if db.parent.name == name)
+    if not found and name.endswith(BESIDE):  # X-compare lives in X's folder
+        found = sorted(db for db in Path(results_dir).rglob("study.db") if db.parent.name == name[: -len(BESIDE)])
     if not found:
         raise ScaleSearchError(f"no study {name!r}: no results folder {name} and no {name}/study.db under {results_dir}/")
     if len(found) > 1:
