@@ -53,7 +53,8 @@ def one_run(seed: int, folder: Path, quick: bool, device: str) -> dict:
     seconds = time.monotonic() - start
     v = race.verdict(trials, race.space_ranges(study.user_attrs["config"]))
     console.log(f"seed {seed}: {len(ranked)} ranked, set of {v.networks} networks, {seconds:.0f} s")
-    return {"seed": seed, "seconds": seconds, "ranked": ranked, "verdict": v, "trained": int((trials["seconds"] > 0).sum())}
+    return {"seed": seed, "seconds": seconds, "ranked": ranked, "verdict": v, "trained": int((trials["seconds"] > 0).sum()),
+            "fit": race.fit(trials)}
 
 
 def _key(c) -> tuple[float, float, float]:
@@ -80,13 +81,15 @@ def pair_rows(runs: list[dict]) -> tuple[list, float]:
 def report(runs: list[dict], device: str, quick: bool) -> str:
     per_run = [[r["seed"], len(r["ranked"]), r["trained"], r["verdict"].networks,
                 "(" + ", ".join(f"{x:g}" for x in r["verdict"].winner) + ")", f"{100 * r['verdict'].p_best:.0f}",
-                r["verdict"].words, "yes" if r["verdict"].boundary else "no", f"{r['seconds']:.0f}"] for r in runs]
+                r["verdict"].words, "yes" if r["verdict"].boundary else "no", r["fit"].form,
+                f"{r['fit'].lack_of_fit:.3f}", f"{r['fit'].tau:.3f}", f"{r['seconds']:.0f}"] for r in runs]
     pairs, coverage = pair_rows(runs)
     taus = pd.Series([float(p[2]) for p in pairs])
     sizes = pd.Series([r["verdict"].networks for r in runs])
     distinct = pd.Series([r["ranked"]["score_fit"].nunique() for r in runs])
     body = (table(["seed", "candidates", "trials trained", "95% set (networks)", "winner (α, β, γ)", "P(best) %",
-                   "verdict", "on the boundary", "wall time (s)"], per_run) + "\n\n" +
+                   "verdict", "on the boundary", "surface", "linear lack of fit (p)", "networks' spread τ (nats)",
+                   "wall time (s)"], per_run) + "\n\n" +
             table(["runs", "common candidates", "Kendall τ-b (score_fit)", "same winner", "A's winner in B's set",
                    "B's winner in A's set"], pairs) + "\n\n" +
             f"Coverage: a run's winner lay in another run's 95% set in {100 * coverage:.0f}% of "
