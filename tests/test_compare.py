@@ -116,9 +116,11 @@ def test_a_comparison_of_its_own(tmp_path, capsys):
     assert r.code == 0 and sorted(p.name for p in (folder / "plots").iterdir()) == ["comparison.png", "comparison.svg"]
     assert_user_error(run_cli(capsys, "extrapolate", str(folder)), "is a comparison")
     r = run_cli(capsys, "compare", "--base", "tiny-mbconv", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15",
-                "--phi", "1", "--family", "width", *TINY, "--max-seeds", "2", "--results-dir", tmp_path, "--restart")
-    assert r.code == 0 and "--restart: deleted comparison" in r.err and "resuming" not in r.err
-    assert sorted(set(csv(folder)["family"])) == ["compound", "width"]
+                "--phi", "1", "--family", "width", *TINY, "--max-seeds", "2", "--results-dir", tmp_path, "--restart",
+                "--workers", "2")  # trained by two worker processes this time
+    assert r.code == 0 and "--restart: deleted comparison" in r.err and "resuming" not in r.err, r.err
+    again = csv(folder)
+    assert sorted(set(again["family"])) == ["compound", "width"] and (again["n_seeds"] == 2).all()
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -130,6 +132,7 @@ def test_a_comparison_of_its_own(tmp_path, capsys):
     (["--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--interaction", "--phi", "0"], "--interaction needs"),
     (["--study", "nowhere"], "no study"),
     (["--from", "missing.json"], "missing.json"),
+    (["--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--workers", "0"], "--workers must be"),
     (["--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phi", "4", "--family", "depth"], "depth scaling alone"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, fragment):

@@ -45,6 +45,8 @@ def compare_command(
                                               "(default: the study's, else sqlite in results/<comparison>/)."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
     compile_step: bool = COMPILE_OPT,
+    workers: int = typer.Option(1, help="Worker processes on this machine, sharing the cores (see also scalesearch worker)."),
+    devices: Optional[str] = typer.Option(None, help="One worker process per device, e.g. cuda:0,cuda:1."),
     restart: bool = typer.Option(False, "--restart", help="Delete this comparison's trials and start it again."),
 ) -> None:
     """Compound scaling against width, depth or resolution alone at equal measured MACs per φ, with verdicts.
@@ -59,7 +61,8 @@ def compare_command(
                                interaction=interaction, progress=progress, restart=restart, space=space, data=data,
                                device=device, epochs=epochs, seeds=seeds, max_seeds=max_seeds, time=time_budget,
                                train=train_images, val=val_images, batch_size=batch_size, resolution=proxy_resolution,
-                               storage=storage_url, results_dir=results_dir, compile=compile_step)
+                               storage=storage_url, results_dir=results_dir, compile=compile_step, workers=workers,
+                               devices=devices)
     render(r.document, out)
     figures = ", ".join(f"{stem}.png and .svg" for stem in comparison.figures(r.document))
     out.print(f"wrote {r.folder}/comparison.csv, comparison.json, {figures}", highlight=False)

@@ -19,6 +19,7 @@ search study it sits beside), where ``scalesearch export``, ``plot`` and ``show`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 import math
@@ -34,6 +35,7 @@ from .._version import __version__
 from ..errors import ScaleSearchError
 from ..limits import check_phi
 from ..results._ranking import trials_frame, score_kind
+from ..search import _pool as pool
 from ..search._driver import Rounds, train_rounds
 from ..search._plan import Plan, seed_list
 from ..search._progress import Progress
@@ -76,11 +78,12 @@ class ComparisonResult:
 def compare(base: str | None = None, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
             *, study: str | None = None, coefficients: str | None = None, phi: int = 2,
             families: str | tuple[str, ...] = SINGLE, interaction: bool = False, progress: Progress | None = None,
-            restart: bool = False, **options: Any) -> ComparisonResult:
+            restart: bool = False, workers: int = 1, devices: str | None = None, **options: Any) -> ComparisonResult:
     """Train compound scaling against each dimension alone at equal measured MACs per φ, and compare them.
 
     The coefficients are `alpha`, `beta`, `gamma` on `base` (default b0), a search `study`'s winner, or an
-    exported `coefficients` file. `options` are the run's (``data``, ``device``, ``time``, ``epochs``,
+    exported `coefficients` file. `workers` > 1 or `devices` trains in that many processes on this machine, as
+    :func:`scalesearch.run` does. `options` are the run's (``data``, ``device``, ``time``, ``epochs``,
     ``seeds``, ``max_seeds``, ``storage``, ``results_dir`` …; see :class:`~scalesearch.search.RunOptions`).
     Raises :class:`~scalesearch.errors.ScaleSearchError` for anything the user can fix, before anything is written.
     """
@@ -89,12 +92,17 @@ def compare(base: str | None = None, alpha: float | None = None, beta: float | N
         raise ScaleSearchError(f"--phi must be a whole number (the largest φ), got {phi!r}")
     settings = {"phi": int(check_phi(phi)), "families": check_families(families), "interaction": bool(interaction)}
     run_options, chosen = planning.resolve(options, base, alpha, beta, gamma, study, coefficients, **settings)
+    layout = None if workers == 1 and devices is None else pool.slots(workers, devices, run_options.device)
     progress = progress or Progress()
     if restart:
         plan = planning.prepare(run_options, chosen)
         progress.note(planning.restart(plan, OUTPUTS))
         _record_beside(plan, None)
-    plan, st = train_rounds(lambda p: begin(run_options, chosen, p), ROUNDS, progress, started)
+    first = functools.partial(begin, run_options, chosen)
+    if layout is None:
+        plan, st = train_rounds(first, ROUNDS, progress, started)
+    else:
+        plan, st = pool.run(first, ROUNDS.next, layout, progress)
     return finish(plan, st)
 
 

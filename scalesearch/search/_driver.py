@@ -113,7 +113,8 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
     if workers == 1 and devices is None:
         plan, study = execute(opts, progress, started)
     else:
-        plan, study = pool.run(opts, workers, devices, progress.start, progress.poll, progress)
+        layout = pool.slots(workers, devices, opts.device)
+        plan, study = pool.run(lambda p: start(opts, p), queue_next_round, layout, progress)
     return finish(plan, study, progress)
 
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import optuna
 
 from ..device import pick_device, usable_cores
-from ._queue import progress_counts, queue_next_round, start
-from ._plan import Plan, RunOptions
+from ._queue import progress_counts
+from ._plan import Plan
 from ._progress import Progress
 from ..errors import ScaleSearchError
 from ._schedule import TimeBudget
@@ -150,18 +150,17 @@ def interrupt(procs: list[subprocess.Popen]) -> None:
                 p.kill()
 
 
-def run(options: RunOptions, workers: int = 1, devices: str | None = None,
-        on_start: Callable[[Plan, int, int], None] = lambda plan, total, done: None,
-        on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None,
-        progress: Progress | None = None) -> tuple[Plan, optuna.Study]:
-    """`scalesearch run` with several worker processes: create and queue the study here, train in the workers."""
-    layout = slots(workers, devices, options.device)
+def run(begin: Callable[[Progress], tuple[Plan, optuna.Study]], next_round: Callable[..., int], layout: list[Slot],
+        progress: Progress) -> tuple[Plan, optuna.Study]:
+    """A study trained by worker processes on this machine: `begin` creates or resumes it here with its first
+    round queued, the workers train each round, and `next_round` (the search's or the comparison's) queues the
+    next one here until it queues nothing."""
     budget = TimeBudget(0.0)  # the first round runs whole; the budget trims the rounds after it
-    plan, study = start(options, progress)
+    plan, study = begin(progress)
     budget.seconds = plan.space.time
     done, total = progress_counts(plan, study)
-    on_start(plan, total, done)
-    supervise(plan, study, launch(plan, layout), on_poll)
-    while queue_next_round(plan, study, progress, budget):  # each round a fresh pool
-        supervise(plan, study, launch(plan, layout), on_poll)
+    progress.start(plan, total, done)
+    supervise(plan, study, launch(plan, layout), progress.poll)
+    while next_round(plan, study, progress, budget):  # each round a fresh pool
+        supervise(plan, study, launch(plan, layout), progress.poll)
     return plan, study
