@@ -37,15 +37,16 @@ SEEDS = (1, 2, 3, 4)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def one_run(seed: int, folder: Path, quick: bool, device: str) -> dict:
+def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | None = None) -> dict:
     space = Path(load_space("default").path).read_text().replace("\nseed = 0", f"\nseed = {seed}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"default-seed{seed}.toml"
     path.write_text(space)
     extra = {"train": 256, "val": 128, "epochs": 1, "time": "90s"} if quick else {}
+    extra |= {"time": budget} if budget else {}
+    where = folder / (f"seed{seed}" + (f"-{budget}" if budget else ""))
     options = search.RunOptions(base="tiny-mbconv" if quick else "b0", space=str(path), device=device,
-                                data="synthetic:512" if quick else "embedded", results_dir=str(folder / f"seed{seed}"),
-                                **extra)
+                                data="synthetic:512" if quick else "embedded", results_dir=str(where), **extra)
     start = time.monotonic()
     plan, study = search.execute(options, started=start)
     trials = results.trials_frame(study)
@@ -53,7 +54,7 @@ def one_run(seed: int, folder: Path, quick: bool, device: str) -> dict:
     seconds = time.monotonic() - start
     v = race.verdict(trials, race.space_ranges(study.user_attrs["config"]))
     console.log(f"seed {seed}: {len(ranked)} ranked, set of {v.networks} networks, {seconds:.0f} s")
-    return {"seed": seed, "seconds": seconds, "ranked": ranked, "verdict": v, "trained": int((trials["seconds"] > 0).sum()),
+    return {"seed": seed, "time": budget or "default", "seconds": seconds, "ranked": ranked, "verdict": v, "trained": int((trials["seconds"] > 0).sum()),
             "fit": race.fit(trials)}
 
 
@@ -107,7 +108,27 @@ def run(quick: bool = False, device: str = "cpu", seeds: tuple[int, ...] = SEEDS
     return report(runs, device, quick)
 
 
-if __name__ == "__main__":
-    print(run(seeds=tuple(int(s) for s in sys.argv[1:]) or SEEDS))
+def longer(seed: int, budget: str, device: str = "cpu") -> str:
+    """The same seed's default run against one with a longer time budget: the set should shrink, the answer's
+    kind (winner, boundary) stay."""
+    folder = Path("bench-results") / "calibration"
+    console.log(machine_line(device))
+    runs = [one_run(seed, folder, False, device), one_run(seed, folder, False, device, budget)]
+    rows = [[r["time"], r["trained"], r["verdict"].networks, "(" + ", ".join(f"{x:g}" for x in r["verdict"].winner) + ")",
+             f"{100 * r['verdict'].p_best:.0f}", r["verdict"].words, "yes" if r["verdict"].boundary else "no",
+             f"{r['fit'].lack_of_fit:.3f}", f"{r['seconds']:.0f}"] for r in runs]
+    pairs, coverage = pair_rows(runs)
+    return section(f"A longer time budget: seed {seed}, the default against --time {budget}", device,
+                   table(["--time", "trials trained", "95% set (networks)", "winner (α, β, γ)", "P(best) %", "verdict",
+                          "on the boundary", "linear lack of fit (p)", "wall time (s)"], rows) + "\n\n" +
+                   table(["runs", "common candidates", "Kendall τ-b (score_fit)", "same winner", "A's winner in B's set",
+                          "B's winner in A's set"], pairs))
 
-__all__ = ["run", "report", "pair_rows"]
+
+if __name__ == "__main__":  # python -m benchmarks.calibration [SEED ...] | --time 1h SEED
+    if sys.argv[1:2] == ["--time"]:
+        print(longer(int(sys.argv[3]), sys.argv[2]))
+    else:
+        print(run(seeds=tuple(int(s) for s in sys.argv[1:]) or SEEDS))
+
+__all__ = ["run", "report", "pair_rows", "longer"]
