@@ -14,6 +14,7 @@ Three runs of the paper's coefficients (1.2, 1.1, 1.15) on B0, φ = 0 … 2:
    "single better" (the issue's bar).
 
     .venv/bin/python -m benchmarks --only compare [--quick]
+    .venv/bin/python -m benchmarks.compare planted        # one part alone: embedded, planted
 
 Runs stay in ``bench-results/compare[-quick]/``; the same command again resumes them (their wall time is
 then the resume's: delete the folder to time them afresh). ``--quick`` is a smoke test: φ = 0 … 1, a
