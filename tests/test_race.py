@@ -136,7 +136,7 @@ def test_verdict_names_the_edge_of_the_space_and_prices_an_unresolved_answer():
     assert sum(not v.resolved for v in flats) >= 16  # no true best: a resolved answer is a 1-in-20 accident
     flat = next(v for v in flats if not v.resolved)
     assert flat.networks > 1 and flat.seeds_needed is not None and flat.seeds_needed > 2
-    assert "paired seeds per network" in flat.reason
+    assert "paired seeds each" in flat.reason
 
 
 def test_paired_means_take_out_the_seed_effect_and_use_scipy_quantiles():

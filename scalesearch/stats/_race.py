@@ -173,8 +173,8 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
         problems.append("no noise estimate")
     needed = s.seeds_to_resolve() if len(in_set) > 1 and s.dof and not math.isnan(s.sigma) else None
     if needed is not None:
-        problems.append(f"about {_count(needed)} paired seeds per network (now {s.table['seeds'].mean():.1f} on average) "
-                        f"would separate the leader from the runner-up")
+        problems.append(f"about {_count(needed)} paired seeds each (now {s.table['seeds'].iloc[0]} and "
+                        f"{s.table['seeds'].iloc[1]}) would separate the leader from the runner-up")
     edge = boundary(winner, tied, ranges)
     reason = "; ".join(problems) if problems else (
         f"the only network in the 95% set{' after φ = 2 split its twins' if stage == 2 else ''}, held on a second "

@@ -91,8 +91,8 @@ class Surface:
         return list(self.table.index[self.table["in_set"]])
 
     def seeds_to_resolve(self) -> float | None:
-        """Seeds per network at which the leader's lead over the runner-up would clear the one-sided 95%
-        bound, if its standard error shrinks as one over the root of the seeds (None with one network)."""
+        """Seeds for the leader and the runner-up at which the leader's lead would clear the one-sided 95%
+        bound, if its standard error shrinks as one over the root of their seeds (None with one network)."""
         from scipy import stats
 
         if len(self.table) < 2 or not self.gap_sd > 0:
@@ -100,7 +100,7 @@ class Surface:
         gap = self.table["fit"].iloc[0] - self.table["fit"].iloc[1]
         if not gap > 0:
             return math.inf
-        now = float(self.table["seeds"].mean())
+        now = float(self.table["seeds"].iloc[:2].mean())  # the two it would separate
         return math.ceil(now * (stats.norm.ppf(LEVEL) * self.gap_sd / gap) ** 2)
 
 
