@@ -43,7 +43,7 @@ class Progress:
     def note(self, text: str) -> None: ...
     def latency(self, done: int, total: int, lat: Latency, reused: bool) -> None: ...
     def clock(self, budget: TimeBudget) -> None: ...
-    def standing(self, fit: Surface, members: dict) -> None: ...
+    def standing(self, fit: Surface, members: dict, kind: str = "loss") -> None: ...
 
 
 def latency_line(check, feasible: int | None, budget: float, tolerance: float) -> str:
@@ -119,13 +119,14 @@ class RichProgress(Progress):
         self.budget = budget
         self._describe()
 
-    def standing(self, fit, members: dict) -> None:
+    def standing(self, fit, members: dict, kind: str = "loss") -> None:
         """The current leader and its 95% set, after each round."""
         a, b, g = members[fit.leader][0]
         n = len(fit.confidence_set)
         self.leader = f"leader α={a:g} β={b:g} γ={g:g}, 95% set {n} network{'s' * (n != 1)}"
-        self.bar.console.print(f"{self.leader} (score {fit.table['fit'].iloc[0]:.4f} ± {fit.table['se'].iloc[0]:.4f}, "
-                               f"surface fit: {fit.form}{_lack_of_fit(fit)})", highlight=False)
+        unit = "nats of −val loss" if kind == "loss" else "val top-1 as a fraction"
+        self.bar.console.print(f"{self.leader} (score {fit.table['fit'].iloc[0]:.4f} ± {fit.table['se'].iloc[0]:.4f} "
+                               f"{unit}, surface fit: {fit.form}{_lack_of_fit(fit)})", highlight=False)
         self._describe()
 
     def _describe(self) -> None:

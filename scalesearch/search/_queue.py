@@ -129,7 +129,7 @@ def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None 
         return 0
     trials = results.trials_frame(study)
     if progress and (fit := race.fit(trials)) is not None:
-        progress.standing(fit, race.members(trials))
+        progress.standing(fit, race.members(trials), s.proxy.score)
     name, todo = race.next_round(trials, seed_list(s), s.proxy.max_seeds, s.contenders, s.phi2)
     if budget is not None and budget.limited:
         todo = budget.take(priced(plan, study, budget, todo))

@@ -97,9 +97,11 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
         return todo
 
     checked = list(dict.fromkeys(in_set + list(s.table.index[: RIVALS + 1])))
-    if todo := more_seeds([k for k in checked if len(used[k]) < 2]):
-        return (f"the check: a second seed for the {len(in_set)} network(s) in the 95% set and the leader's closest "
-                "rivals", todo)
+    if len(used[s.leader]) < 2 and (todo := more_seeds([k for k in checked if len(used[k]) < 2])):
+        return (f"the check: a second seed for the {len(in_set)} network(s) in the 95% set and the leader's "
+                f"{RIVALS} closest rivals", todo)
+    if todo := more_seeds([k for k in in_set if len(used[k]) < 2]):
+        return f"a second seed for the {len(in_set)} networks in the 95% set", todo
     if todo := _twins_at_phi2(trials, built, [k for k in in_set[:phi2]], used):
         return "φ = 2: the leading network's twins, where they differ", todo
     if len(in_set) > 1:
