@@ -104,6 +104,17 @@ def test_a_peak_inside_the_surface_fails_the_lack_of_fit_test_and_the_mixed_fit_
     assert smooth.lack_of_fit > 0.01
 
 
+def test_the_surface_alone_does_not_resolve_two_networks_that_their_own_seeds_cannot_separate():
+    t = surface_trials(seeds=2, noise=0.03, rng=np.random.default_rng(0), tilt=0.5)
+    s = race.fit(t)
+    assert s.confidence_set == ["n9"] and s.tau < 1e-3  # the surface, taken as exact, separates n9 from n8
+    v = race.verdict(t)
+    assert not v.resolved and "their own seeds do not separate it from the leader" in v.reason, v.reason
+    name, todo = race.next_round(t, seeds=[0], max_seeds=8, contenders=6, phi2=1)
+    assert name.startswith("another seed for the leader and the runner-up") and {b for _, b, *_ in todo} == {1.45, 1.4}
+    assert race.verdict(surface_trials(seeds=8, noise=0.03, rng=np.random.default_rng(0), tilt=0.5)).resolved
+
+
 def test_the_rounds_end_when_the_set_is_one_network_or_seeds_run_out():
     clear = surface_trials(seeds=2, noise=0.001, rng=np.random.default_rng(1), tilt=0.5)
     assert race.fit(clear).confidence_set == ["n9"]

@@ -14,7 +14,9 @@ networks that could be best:
    every α in (1, 1.25] builds the same network at φ = 1), their φ = 2 members are trained,
    where they differ, and the best of them wins;
 4. then the set's networks get more seeds, fewest first, until the set holds one network,
-   the seeds reach ``max_seeds`` or the run's time is spent.
+   the seeds reach ``max_seeds`` or the run's time is spent;
+5. and when the set holds the leader alone but the leader's own seeds do not yet beat the runner-up's
+   (:func:`runner_up_holds`: the surface alone separates them), those two get more seeds.
 
 Higher scores are better (the search negates losses).
 """
@@ -108,6 +110,8 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
         p = s.table["p_best"]
         if todo := more_seeds(sorted(in_set, key=lambda k: (len(used[k]), -p[k]))):
             return f"another seed for the {len(in_set)} networks in the 95% set", todo
+    elif runner_up_holds(obs, s) and (todo := more_seeds(list(s.table.index[:2]))):
+        return "another seed for the leader and the runner-up: the surface separates them, their own seeds not yet", todo
     return "", []
 
 
@@ -169,6 +173,9 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
         problems.append("more than one network could be best")
     if s.table["seeds"].iloc[0] < 2:
         problems.append("the leader has one seed: the surface is not checked on a second seed yet")
+    elif len(in_set) == 1 and runner_up_holds(observations(trials, 1), s):
+        problems.append(f"the surface puts the runner-up {_names(built[s.table.index[1]][:1])} outside the 95% set, but "
+                        "their own seeds do not separate it from the leader yet")
     if s.form == "means":
         problems.append("too few networks for a surface: each candidate judged on its own seeds")
     elif math.isnan(s.sigma):
@@ -180,7 +187,7 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
     edge = boundary(winner, tied, ranges)
     reason = "; ".join(problems) if problems else (
         f"the only network in the 95% set{' after φ = 2 split its twins' if stage == 2 else ''}, held on a second "
-        f"seed ({_fit_words(s)})")
+        f"seed and clear of the runner-up on their own seeds ({_fit_words(s)})")
     return Verdict(winner, float(s.table["p_best"].iloc[0]), stage, tied, not problems, reason, needed, edge, len(in_set))
 
 
@@ -207,13 +214,32 @@ def _pick_twin(trials: pd.DataFrame, twins: list[Cand], s: surface.Surface) -> t
         return best[0], 2, [f"{_names(best if len(best) > 1 else twins)} build the same networks at φ = 1 and φ = 2"]
     if not dof:
         sigma, dof = s.sigma, s.dof  # one seed each at φ = 2: the same proxy's noise
-    counts = obs2.groupby("key")["seed"].nunique()
-    lead = means.index[0]
-    close = [k for k in means.index[1:] if not math.isnan(sigma) and means[lead] - means[k] <=
-             surface.t_quantile(dof) * sigma * math.sqrt(1 / counts[k] + 1 / counts[lead])]
-    if math.isnan(sigma) or close:
+    if _not_beaten(means, obs2.groupby("key")["seed"].nunique(), means.index[0], sigma, dof):
         return best[0], 2, [f"φ = 2 does not separate {_names(twins)}"]
     return best[0], 2, []
+
+
+def _not_beaten(means: pd.Series, counts: pd.Series, lead, sigma: float, dof: int) -> list:
+    """The other networks of `means` (seed-adjusted, from :func:`surface.paired_means`) that `lead` does not beat
+    by the two-sided 95% t bound on the difference; all of them without a noise estimate."""
+    others = [k for k in means.index if k != lead]
+    if math.isnan(sigma):
+        return others
+    q = surface.t_quantile(dof)
+    return [k for k in others if means[lead] - means[k] <= q * sigma * math.sqrt(1 / counts[k] + 1 / counts[lead])]
+
+
+def runner_up_holds(obs: pd.DataFrame, s: surface.Surface) -> bool:
+    """Whether the runner-up still stands against the leader on their own seeds: both measured twice or more and
+    the leader's seed-adjusted mean not clear of the runner-up's (the direct check). A surface that takes itself
+    as exact (τ² estimated at 0) can separate two networks that many seeds of their own cannot."""
+    if len(s.table) < 2 or min(s.table["seeds"].iloc[:2]) < 2:
+        return False
+    pair = obs[obs["key"].isin(s.table.index[:2])]
+    means, sigma, dof = surface.paired_means(pair)
+    if not dof:
+        sigma, dof = s.sigma, s.dof
+    return bool(_not_beaten(means, pair.groupby("key")["seed"].nunique(), s.leader, sigma, dof))
 
 
 def boundary(winner: Cand, tied: list[Cand], ranges: dict | None) -> list[str]:
