@@ -113,6 +113,8 @@ def test_the_surface_alone_does_not_resolve_two_networks_that_their_own_seeds_ca
     name, todo = race.next_round(t, seeds=[0], max_seeds=8, contenders=6, phi2=1)
     assert name.startswith("another seed for the leader and the runner-up") and {b for _, b, *_ in todo} == {1.45, 1.4}
     assert race.verdict(surface_trials(seeds=8, noise=0.03, rng=np.random.default_rng(0), tilt=0.5)).resolved
+    once = t[~((t["network"] == "n8") & (t["seed"] == 1))]  # a runner-up on one seed is judged by the run's noise
+    assert race.runner_up_holds(race.observations(once, 1), race.fit(once))
 
 
 def test_the_rounds_end_when_the_set_is_one_network_or_seeds_run_out():

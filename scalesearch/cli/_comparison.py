@@ -67,7 +67,7 @@ def caption(doc: dict[str, Any]) -> str:
     p = doc["proxy"]
     return (f"score: {score_unit(doc['score']['kind'])}, higher is better; ± 95% Student-t over seeds. Δ vs compound: "
             f"single − compound on their paired seeds, 95% t interval. side px and MMACs: at the target (the base's "
-            f"side × multiplier, 1000 classes); MACs ratio: the member's / the compound member's, {doc['flagged']} "
+            f"side × multiplier, 1000 classes); MACs ratio: the member's / the compound member's, {doc['flagged']} member(s) "
             f"beyond the {doc['tolerance']:.0%} tolerance. Proxy: width ×{p['width']:g}, {p['side']} px × side "
             f"multiplier, {p['epochs']} epochs of {p['train']} images per seed, scored on {p['val']} val images.")
 

@@ -230,10 +230,11 @@ def _not_beaten(means: pd.Series, counts: pd.Series, lead, sigma: float, dof: in
 
 
 def runner_up_holds(obs: pd.DataFrame, s: surface.Surface) -> bool:
-    """Whether the runner-up still stands against the leader on their own seeds: both measured twice or more and
-    the leader's seed-adjusted mean not clear of the runner-up's (the direct check). A surface that takes itself
-    as exact (τ² estimated at 0) can separate two networks that many seeds of their own cannot."""
-    if len(s.table) < 2 or min(s.table["seeds"].iloc[:2]) < 2:
+    """Whether the runner-up still stands against the leader on their own seeds: the leader's seed-adjusted mean
+    not clear of the runner-up's (the direct check; the run's noise when the two alone give none). A surface that
+    takes itself as exact (τ² estimated at 0) can separate two networks that many seeds of their own cannot.
+    False while the leader has one seed: the check round comes first."""
+    if len(s.table) < 2 or s.table["seeds"].iloc[0] < 2:
         return False
     pair = obs[obs["key"].isin(s.table.index[:2])]
     means, sigma, dof = surface.paired_means(pair)
