@@ -15,6 +15,7 @@ surface slopes show what the short horizon does to width against depth.
 
     .venv/bin/python -m benchmarks --only proxy_design [--quick]
     .venv/bin/python -m benchmarks.proxy_design --jobs 2          # two runs at a time, one thread each
+    .venv/bin/python -m benchmarks.proxy_design --jobs 2 --only default 96   # some designs
 
 Results are appended to ``bench-results/proxy-design/runs.csv`` run by run; the same command
 resumes, training only what is missing.
@@ -53,6 +54,7 @@ DESIGNS: dict[str, tuple[dict, str | None, int]] = {  # trained in this order: t
     "native 28 px, stage 2 at stride 1": ({"resolution": 28}, "stride16", len(SEEDS)),
     "4 epochs": ({"epochs": 4}, None, len(SEEDS)),
     "width 0.5": ({"width": 0.5}, None, len(SEEDS)),
+    "96 px (a larger side)": ({"resolution": 96}, None, len(SEEDS)),
 }
 DEFAULT, LONG = list(DESIGNS)[:2]
 
@@ -99,10 +101,12 @@ def one_run(job: tuple) -> dict:
             "score": -r.val_loss[-1], "acc": r.final_acc, "cpu_s": time.process_time() - start, **shape_attrs(spec)}
 
 
-def collect(path: Path, quick: bool, jobs: int) -> pd.DataFrame:
+def collect(path: Path, quick: bool, jobs: int, only: list[str] | None = None) -> pd.DataFrame:
+    """Train what `path` lacks of every design (or of those whose names hold one of `only`'s words)."""
     done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["design", "alpha", "beta", "gamma", "seed"])
     have = {(r.design, r.alpha, r.beta, r.gamma, r.seed) for r in done.itertuples()}
-    todo = [(d, c, s, quick) for d, (_, _, n) in DESIGNS.items() for s in SEEDS[:n] for c in networks(NETWORKS, quick)
+    chosen = {d: v for d, v in DESIGNS.items() if not only or any(word in d for word in only)}
+    todo = [(d, c, s, quick) for d, (_, _, n) in chosen.items() for s in SEEDS[:n] for c in networks(NETWORKS, quick)
             if (d, c.alpha, c.beta, c.gamma, s) not in have]
     console.log(f"{len(todo)} proxy runs to train ({len(have)} already in {path})")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,12 +174,12 @@ def report(runs: pd.DataFrame) -> str:
     return body
 
 
-def run(quick: bool = False, device: str = "cpu", jobs: int = 1) -> str:
+def run(quick: bool = False, device: str = "cpu", jobs: int = 1, only: list[str] | None = None) -> str:
     if device != "cpu":
         console.log("proxy_design measures CPU-seconds: it trains on the CPU")
     path = Path("bench-results") / ("proxy-design-quick" if quick else "proxy-design") / "runs.csv"
     console.log(machine_line("cpu"))
-    runs = collect(path, quick, jobs)
+    runs = collect(path, quick, jobs, only)
     return section("Proxy designs: signal per CPU-second and fidelity" + (" (quick)" if quick else ""), "cpu",
                    report(runs))
 
@@ -184,7 +188,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each on one thread")
+    parser.add_argument("--only", nargs="+", help="designs whose names hold one of these words, e.g. default 96")
     args = parser.parse_args()
-    print(run(args.quick, jobs=args.jobs))
+    print(run(args.quick, jobs=args.jobs, only=args.only))
 
 __all__ = ["run", "report", "collect", "DESIGNS"]
