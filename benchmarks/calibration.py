@@ -79,20 +79,26 @@ def pair_rows(runs: list[dict]) -> tuple[list, float]:
     return rows, sum(hits) / len(hits) if hits else float("nan")
 
 
+RUN_HEADERS = ["trials trained", "95% set (networks)", "winner (α, β, γ)", "P(best) %", "verdict", "on the boundary",
+               "surface", "linear lack of fit (p)", "networks' spread τ (nats)", "wall time (s)"]
+PAIR_HEADERS = ["runs", "common candidates", "Kendall τ-b (score_fit)", "same winner", "A's winner in B's set",
+                "B's winner in A's set"]
+
+
+def run_cells(r: dict) -> list:
+    """One run's cells under RUN_HEADERS."""
+    v, s = r["verdict"], r["fit"]
+    return [r["trained"], v.networks, "(" + ", ".join(f"{x:g}" for x in v.winner) + ")", f"{100 * v.p_best:.0f}",
+            v.words, "yes" if v.boundary else "no", s.form, f"{s.lack_of_fit:.3f}", f"{s.tau:.3f}", f"{r['seconds']:.0f}"]
+
+
 def report(runs: list[dict], device: str, quick: bool) -> str:
-    per_run = [[r["seed"], len(r["ranked"]), r["trained"], r["verdict"].networks,
-                "(" + ", ".join(f"{x:g}" for x in r["verdict"].winner) + ")", f"{100 * r['verdict'].p_best:.0f}",
-                r["verdict"].words, "yes" if r["verdict"].boundary else "no", r["fit"].form,
-                f"{r['fit'].lack_of_fit:.3f}", f"{r['fit'].tau:.3f}", f"{r['seconds']:.0f}"] for r in runs]
+    per_run = [[r["seed"], len(r["ranked"]), *run_cells(r)] for r in runs]
     pairs, coverage = pair_rows(runs)
     taus = pd.Series([float(p[2]) for p in pairs])
     sizes = pd.Series([r["verdict"].networks for r in runs])
     distinct = pd.Series([r["ranked"]["score_fit"].nunique() for r in runs])
-    body = (table(["seed", "candidates", "trials trained", "95% set (networks)", "winner (α, β, γ)", "P(best) %",
-                   "verdict", "on the boundary", "surface", "linear lack of fit (p)", "networks' spread τ (nats)",
-                   "wall time (s)"], per_run) + "\n\n" +
-            table(["runs", "common candidates", "Kendall τ-b (score_fit)", "same winner", "A's winner in B's set",
-                   "B's winner in A's set"], pairs) + "\n\n" +
+    body = (table(["seed", "candidates", *RUN_HEADERS], per_run) + "\n\n" + table(PAIR_HEADERS, pairs) + "\n\n" +
             f"Coverage: a run's winner lay in another run's 95% set in {100 * coverage:.0f}% of "
             f"{2 * len(pairs)} ordered pairs (goal ≥ 90%). Set size: mean {sizes.mean():.1f} networks "
             f"(of {distinct.mean():.0f} distinct), range {sizes.min()}–{sizes.max()}. τ-b between fitted scores: "
@@ -114,15 +120,9 @@ def longer(seed: int, budget: str, device: str = "cpu") -> str:
     folder = Path("bench-results") / "calibration"
     console.log(machine_line(device))
     runs = [one_run(seed, folder, False, device), one_run(seed, folder, False, device, budget)]
-    rows = [[r["time"], r["trained"], r["verdict"].networks, "(" + ", ".join(f"{x:g}" for x in r["verdict"].winner) + ")",
-             f"{100 * r['verdict'].p_best:.0f}", r["verdict"].words, "yes" if r["verdict"].boundary else "no",
-             f"{r['fit'].lack_of_fit:.3f}", f"{r['seconds']:.0f}"] for r in runs]
-    pairs, coverage = pair_rows(runs)
+    rows = [[r["time"], *run_cells(r)] for r in runs]
     return section(f"A longer time budget: seed {seed}, the default against --time {budget}", device,
-                   table(["--time", "trials trained", "95% set (networks)", "winner (α, β, γ)", "P(best) %", "verdict",
-                          "on the boundary", "linear lack of fit (p)", "wall time (s)"], rows) + "\n\n" +
-                   table(["runs", "common candidates", "Kendall τ-b (score_fit)", "same winner", "A's winner in B's set",
-                          "B's winner in A's set"], pairs))
+                   table(["--time", *RUN_HEADERS], rows) + "\n\n" + table(PAIR_HEADERS, pair_rows(runs)[0]))
 
 
 if __name__ == "__main__":  # python -m benchmarks.calibration [SEED ...] | --time 1h SEED

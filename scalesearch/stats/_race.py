@@ -158,9 +158,10 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
     `ranges` ({"alpha": {"min": …, "max": …}, …}, as a study's configuration records the space)
     lets the verdict say when the answer sits on the space's edge.
     """
-    s = fit(trials)
-    if s is None:
+    obs = observations(trials, 1)
+    if obs.empty:
         return None
+    s = surface.fit(obs, FORM)
     built = members(trials, 1)
     in_set = s.confidence_set
     tied = [c for k in in_set for c in built[k]]
@@ -173,7 +174,7 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
         problems.append("more than one network could be best")
     if s.table["seeds"].iloc[0] < 2:
         problems.append("the leader has one seed: the surface is not checked on a second seed yet")
-    elif len(in_set) == 1 and runner_up_holds(observations(trials, 1), s):
+    elif len(in_set) == 1 and runner_up_holds(obs, s):
         problems.append(f"the surface puts the runner-up {_names(built[s.table.index[1]][:1])} outside the 95% set, but "
                         "their own seeds do not separate it from the leader yet")
     if s.form == "means":
