@@ -127,6 +127,21 @@ def test_the_rounds_end_when_the_set_is_one_network_or_seeds_run_out():
     assert name.startswith("another seed") and len({t[:3] for t in todo}) == 2 and {t[3] for t in todo} == {2}
 
 
+def test_when_the_set_has_its_share_of_seeds_the_rest_of_the_surface_gets_another_least_certain_first():
+    t = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(1), tilt=0.1)
+    t = t[~(t["network"].isin([f"n{k}" for k in range(6)]) & (t["seed"] == 1))]  # the bottom six on one seed
+    s = race.fit(t)
+    assert len(s.confidence_set) > 1 and all(s.table.loc[k, "seeds"] == 2 for k in s.confidence_set)
+    name, todo = race.next_round(t, seeds=[0], max_seeds=8, contenders=6, phi2=1)
+    assert name.startswith("the surface: seed 2 for the 6 networks") and {t[3] for t in todo} == {1}
+    keys = [f"n{int(round(20 * (b - 1)))}" for _, b, *_ in todo]
+    assert sorted(keys) == [f"n{k}" for k in range(6)]
+    assert list(s.table.loc[keys, "se"]) == sorted(s.table.loc[keys, "se"], reverse=True)
+    full = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(1), tilt=0.1)
+    name, todo = race.next_round(full, seeds=[0], max_seeds=8, contenders=6, phi2=1)
+    assert name.startswith("another seed for the") and {t[3] for t in todo} == {2}  # the cap is now 2 x 2 seeds
+
+
 def test_verdict_resolves_twins_at_phi_2_or_says_it_could_not() -> None:
     base = surface_trials(seeds=3, noise=0.001, rng=np.random.default_rng(2), tilt=0.5, twins=True)
     undecided = race.verdict(base)

@@ -370,12 +370,12 @@ def test_suggest_with_no_feasible_pair(b0):
 
 def test_device_tables_replace_proxy_settings_on_that_device_only(tmp_path):
     path = tmp_path / "dev.toml"
-    path.write_text(MINIMAL + "[proxy]\nepochs = 2\nseeds = 1\n[proxy.cuda]\nepochs = 4\nmax_seeds = 8\n[proxy.cpu]\ntrain = 600\n")
+    path.write_text(MINIMAL + "[proxy]\nepochs = 2\nseeds = 1\n[proxy.cuda]\nepochs = 4\nmax_seeds = 64\n[proxy.cpu]\ntrain = 600\n")
     space = load_space(path)
-    assert (space.proxy.epochs, space.proxy.max_seeds, space.proxy.train) == (2, 8, 1200)
+    assert (space.proxy.epochs, space.proxy.max_seeds, space.proxy.train) == (2, 32, 1200)
     gpu, cpu = space.for_device("cuda"), space.for_device("cpu")
-    assert (gpu.proxy.epochs, gpu.proxy.max_seeds, gpu.proxy.train) == (4, 8, 1200)
-    assert (cpu.proxy.epochs, cpu.proxy.max_seeds, cpu.proxy.train) == (2, 8, 600)
+    assert (gpu.proxy.epochs, gpu.proxy.max_seeds, gpu.proxy.train) == (4, 64, 1200)
+    assert (cpu.proxy.epochs, cpu.proxy.max_seeds, cpu.proxy.train) == (2, 32, 600)
     assert space.for_device("mps") == space  # no table: the [proxy] settings
     assert gpu.with_overrides(epochs=1).proxy.epochs == 1  # options given on the command line still win
     back = tmp_path / "back.toml"
@@ -401,8 +401,8 @@ def test_the_shipped_default_races_more_seeds_on_a_gpu_and_a_run_keeps_the_kind_
     space = load_space("default")
     assert space.for_device("cuda").proxy.max_seeds > space.for_device("cpu").proxy.max_seeds
     plan = prepare(RunOptions(base="tiny-mbconv", data="synthetic:64", device="cpu", results_dir=str(tmp_path)))
-    assert plan.options.proxy_for == "cpu" and plan.space.proxy.max_seeds == 8
+    assert plan.options.proxy_for == "cpu" and plan.space.proxy.max_seeds == 32
     assert plan.config()["options"]["proxy_for"] == "cpu"  # recorded: workers rebuild the same proxy
     joined = prepare(RunOptions(base="tiny-mbconv", data="synthetic:64", device="cpu", results_dir=str(tmp_path),
                                 proxy_for="cuda"))  # a study created on a GPU, joined by a CPU worker
-    assert joined.space.proxy.max_seeds == 16 and joined.space.proxy.seeds == 2
+    assert joined.space.proxy.max_seeds == 64 and joined.space.proxy.seeds == 2

@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 
 from ..arch._spec import BaseNetwork, known_bases, load_base
-from ..data._load import data_shape, load_data
+from ..data._load import data_shape, load_data, pool_size
 from ..device import pick_device
 from ..errors import ScaleSearchError
 from ..proxy._memory import require_training_memory
@@ -175,7 +175,7 @@ def prepare(options: RunOptions, settings: Settings) -> ComparisonPlan:
     p = space.proxy
     assessed = [assess(base, c, int(p.resolution), classes, channels, p.width) for c in networks]
     require_training_memory(base, networks, space, classes, channels, pick_device(options.device))
-    data = load_data(options.data, side=max(a.proxy_resolution for a in assessed), train=p.train * p.max_seeds,
+    data = load_data(options.data, side=max(a.proxy_resolution for a in assessed), train=pool_size(p.train, p.max_seeds),
                      val=p.val, seed=p.seed)
     name = study_name(options, settings)
     where = folder(options, settings, name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._batches import DeviceData
 from ._folder import Report, RichReport, available_memory, cache_dir, load_folder
-from ._load import AUGMENTS, EMBEDDED, SPECS_HELP, Dataset, data_shape, load_data, subset
+from ._load import AUGMENTS, EMBEDDED, SPECS_HELP, Dataset, data_shape, load_data, pool_size, subset
 
 __all__ = ["AUGMENTS", "EMBEDDED", "SPECS_HELP", "Dataset", "DeviceData", "Report", "RichReport", "available_memory",
-           "cache_dir", "data_shape", "load_data", "load_folder", "subset"]
+           "cache_dir", "data_shape", "load_data", "pool_size", "load_folder", "subset"]

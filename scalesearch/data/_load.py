@@ -142,6 +142,20 @@ def _load_in_memory(spec: str) -> Dataset:
     raise ScaleSearchError(f"unknown data '{spec}': expected {SPECS_HELP}")
 
 
+POOL_SEEDS = 8  # seeds' worth of distinct training subsets a run loads; later seeds draw overlapping ones
+
+
+def pool_size(train: int, max_seeds: int) -> int:
+    """Training images a run loads for seeds that each draw `train` of them: distinct subsets for the first
+    POOL_SEEDS seeds. An image folder decodes the pool inside the run's time budget, before the first trial,
+    so it does not grow with every seed a long run may reach.
+
+    >>> pool_size(1200, 32)
+    9600
+    """
+    return train * min(max_seeds, POOL_SEEDS)
+
+
 def subset(ds: Dataset, train: int | None, val: int | None, seed: int) -> Dataset:
     """A class-balanced, seeded subset of `train` and `val` images (None keeps a split whole)."""
     if train is not None:

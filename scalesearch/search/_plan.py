@@ -28,7 +28,7 @@ from ..space._grid import GridReport, feasible_grid, require_feasible
 from ..arch._latency import Meter
 from ..arch._latency import Progress as LatencyProgress
 from ..space._latency_budget import LatencyCheck, meter_for
-from ..data._load import Dataset, data_shape, load_data
+from ..data._load import Dataset, data_shape, load_data, pool_size
 from ..errors import ScaleSearchError
 from ..files import make_folder
 from ..results._record import BESIDE, COMPARISON, is_comparison
@@ -184,7 +184,7 @@ def prepare(options: RunOptions, latency: LatencyCheck | None = None, on_latency
     # Image folders are decoded at the largest side any trial trains at (φ = 2 members included), and only
     # the pool every seed draws its training subset from, plus the val images all seeds share.
     side = max(resolution_for(p.resolution, a.candidate.gamma ** 2) for a in report.feasible)
-    data = load_data(options.data, side=side, train=p.train * p.max_seeds, val=p.val, seed=p.seed)
+    data = load_data(options.data, side=side, train=pool_size(p.train, p.max_seeds), val=p.val, seed=p.seed)
     name = default_study_name(base, space, options.data) if options.study is None else options.study
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise ScaleSearchError(f"--study must use letters, digits, '.', '_' or '-', got {name!r}")

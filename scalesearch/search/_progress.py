@@ -85,7 +85,7 @@ class RichProgress(Progress):
         table = f" with [proxy.{kind}]" if kind in dict(plan.space.device_proxy) else ""
         _err.print(f"proxy for {kind}{table}: {plan.base.name} narrowed to width ×{d.width:g}, {d.side} px × γ{' (auto)' if d.auto else ''}, "
                   f"{p.epochs} epochs of {min(p.train, len(plan.data.train_y))} images per seed, {p.seeds} paired seeds "
-                  f"(up to {p.max_seeds} while tied), scored on {len(plan.data.val_y)} val images by "
+                  f"(up to {p.max_seeds} each), scored on {len(plan.data.val_y)} val images by "
                   f"{'val loss' if p.score == 'loss' else 'val top-1'}; proxy cost ratios within {d.deviation:.0%} of "
                   f"the target's (proxy MACs max/min {d.spread:.2f})", highlight=False)
         if r.latency is not None:

@@ -179,7 +179,7 @@ class ProxySettings:
     bn_momentum: float = 0.1
     drop_path: float = 0.0
     seeds: int = 1
-    max_seeds: int = 8
+    max_seeds: int = 32
     score: str = "loss"
     seed: int = 0
 

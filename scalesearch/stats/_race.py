@@ -13,10 +13,15 @@ networks that could be best:
 3. when the leading network is built by several candidates (twins: B0's depth rounds up, so
    every α in (1, 1.25] builds the same network at φ = 1), their φ = 2 members are trained,
    where they differ, and the best of them wins;
-4. then the set's networks get more seeds, fewest first, until the set holds one network,
-   the seeds reach ``max_seeds`` or the run's time is spent;
-5. and when the set holds the leader alone but the leader's own seeds do not yet beat the runner-up's
-   (:func:`runner_up_holds`: the surface alone separates them), those two get more seeds.
+4. then the set's networks get more seeds, fewest first, up to ``SET_SHARE`` times the seeds of the
+   least-measured network (and ``max_seeds``);
+5. when the set holds the leader alone but the leader's own seeds do not yet beat the runner-up's
+   (:func:`runner_up_holds`: the surface alone separates them), those two get more seeds, within the same cap;
+6. when the set has its share, the surface: every network with the fewest seeds gets another, least certain
+   first. That raises the cap for step 4, keeps the fit's slopes, τ² and noise honest (a set judged against
+   networks measured once leans on the surface alone) and makes the whole ranking repeat, not only its top;
+7. the rounds end when the set holds one network that held on its second seed and is clear of the runner-up on
+   their own seeds (resolved), when every network has ``max_seeds`` or when the run's time is spent.
 
 Higher scores are better (the search negates losses).
 """
@@ -35,6 +40,7 @@ from . import _surface as surface
 Cand = tuple[float, float, float]
 FORM = "mixed"  # linear surface + each network's departure; the plain linear one until some network has two seeds
 RIVALS = 3  # the leader's closest rivals by fitted score that the check gives a second seed
+SET_SHARE = 2  # the 95% set's networks get at most this many times the seeds of the least-measured network
 
 
 def network_id(row: Mapping[str, Any] | Any) -> str:
@@ -78,7 +84,7 @@ def fit(trials: pd.DataFrame, phi: float = 1) -> surface.Surface | None:
 
 def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contenders: int, phi2: int) -> tuple[str, list[tuple[float, float, float, int, int]]]:
     """What to train next, as (round name, [(α, β, γ, seed, φ)]), most useful first; [] when nothing
-    more can shrink the 95% set (steps 2 to 4 of the module's list).
+    more can shrink the 95% set (steps 2 to 7 of the module's list).
 
     `contenders` caps the networks given a seed in one round; `phi2` is how many of the set's
     leading networks have their twins trained at φ = 2.
@@ -91,12 +97,9 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
     used = obs.groupby("key")["seed"].agg(set)
     in_set = s.confidence_set
 
-    def more_seeds(keys: list) -> list:
-        todo = []
-        for key in [k for k in keys if len(used[k]) < max_seeds][:contenders]:
-            nxt = next(x for x in itertools.count(seeds[0]) if x not in used[key])
-            todo += [(*c, nxt, 1) for c in built[key]]
-        return todo
+    def more_seeds(keys: list, cap: int = max_seeds) -> list:
+        return [(*c, _next_seed(seeds, used[k]), 1) for k in [k for k in keys if len(used[k]) < cap][:contenders]
+                for c in built[k]]
 
     checked = list(dict.fromkeys(in_set + list(s.table.index[: RIVALS + 1])))
     if len(used[s.leader]) < 2 and (todo := more_seeds([k for k in checked if len(used[k]) < 2])):
@@ -106,13 +109,30 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
         return f"a second seed for the {len(in_set)} networks in the 95% set", todo
     if todo := _twins_at_phi2(trials, built, [k for k in in_set[:phi2]], used):
         return "φ = 2: the leading network's twins, where they differ", todo
+    cap = min(max_seeds, SET_SHARE * int(used.map(len).min()))
     if len(in_set) > 1:
         p = s.table["p_best"]
-        if todo := more_seeds(sorted(in_set, key=lambda k: (len(used[k]), -p[k]))):
+        if todo := more_seeds(sorted(in_set, key=lambda k: (len(used[k]), -p[k])), cap):
             return f"another seed for the {len(in_set)} networks in the 95% set", todo
-    elif runner_up_holds(obs, s) and (todo := more_seeds(list(s.table.index[:2]))):
+    elif not runner_up_holds(obs, s):
+        return "", []  # resolved
+    elif todo := more_seeds(list(s.table.index[:2]), cap):
         return "another seed for the leader and the runner-up: the surface separates them, their own seeds not yet", todo
-    return "", []
+    return _surface_round(s, used, built, seeds, max_seeds)
+
+
+def _surface_round(s: surface.Surface, used: pd.Series, built: dict, seeds: list[int], max_seeds: int) -> tuple[str, list]:
+    """Another seed for every network with the fewest seeds, the least certain (largest standard error) first."""
+    fewest = int(used.map(len).min())
+    if fewest >= max_seeds:
+        return "", []
+    keys = sorted((k for k in used.index if len(used[k]) == fewest), key=lambda k: -s.table.loc[k, "se"])
+    todo = [(*c, _next_seed(seeds, used[k]), 1) for k in keys for c in built[k]]
+    return f"the surface: seed {fewest + 1} for the {len(keys)} networks with the fewest, least certain first", todo
+
+
+def _next_seed(seeds: list[int], used: set) -> int:
+    return next(x for x in itertools.count(seeds[0]) if x not in used)
 
 
 def _twins_at_phi2(trials: pd.DataFrame, members: dict, keys: list, used: pd.Series) -> list:
