@@ -11,11 +11,12 @@ wall time, winner and verdict.
     .venv/bin/python -m benchmarks --only calibration [--quick]
     .venv/bin/python -m benchmarks.calibration 11 12 13 14 15   # other seeds
 
-Runs stay in ``bench-results/calibration/seed<N>/``; the same seeds again resume them (their wall
-time is then the resume's, so delete the folder to time a run afresh).
+Runs stay in ``bench-results/calibration/seed<N>/``; a finished run (its ``wall.json`` written) is read
+again, not resumed, so the tables re-render from the stored studies; delete the folder to run it afresh.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from itertools import combinations
@@ -47,11 +48,17 @@ def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | Non
     where = folder / (f"seed{seed}" + (f"-{budget}" if budget else ""))
     options = search.RunOptions(base="tiny-mbconv" if quick else "b0", space=str(path), device=device,
                                 data="synthetic:512" if quick else "embedded", results_dir=str(where), **extra)
-    start = time.monotonic()
-    plan, study = search.execute(options, started=start)
+    done = where / "wall.json"
+    if done.exists():  # a finished run is read again, never resumed: a resume would train on for a fresh budget
+        study, _ = search.load_recorded(results_dir=str(where))
+        seconds = json.loads(done.read_text())["seconds"]
+    else:
+        start = time.monotonic()
+        plan, study = search.execute(options, started=start)
+        seconds = time.monotonic() - start
+        done.write_text(json.dumps({"seconds": seconds}))
     trials = results.trials_frame(study)
     ranked = results.ranking(trials)
-    seconds = time.monotonic() - start
     v = race.verdict(trials, race.space_ranges(study.user_attrs["config"]))
     console.log(f"seed {seed}: {len(ranked)} ranked, set of {v.networks} networks, {seconds:.0f} s")
     return {"seed": seed, "time": budget or "default", "seconds": seconds, "ranked": ranked, "verdict": v, "trained": int((trials["seconds"] > 0).sum()),

@@ -211,3 +211,13 @@ def test_a_first_round_cut_short_is_not_resolved_and_the_queue_covers_the_surfac
     assert sorted(order, key=key) == sorted(grid, key=key) and order[0].alpha == 1.2  # every one, from the middle
     first_four = order[:4]
     assert len({c.alpha for c in first_four}) >= 2 and len({c.gamma for c in first_four}) >= 2  # not one corner
+
+
+def test_a_candidate_with_a_seed_still_queued_when_the_time_ran_out_keeps_its_fitted_score():
+    from scalesearch.results import ranking
+
+    t = surface_trials(seeds=2, noise=0.02, rng=np.random.default_rng(2), tilt=0.1)
+    queued = t[t["network"] == "n3"].iloc[[0]].assign(seed=2, state="WAITING", score=np.nan, value=np.nan, network=None)
+    ranked = ranking(pd.concat([t, queued], ignore_index=True))
+    row = ranked[ranked["beta"] == 1.15].iloc[0]
+    assert row["seeds"] == 2 and not math.isnan(row["score_fit"]) and ranked["score_fit"].notna().all()

@@ -163,7 +163,8 @@ def _with_race(out: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     if s is None:
         return out.assign(score_mean=math.nan, score_fit=math.nan, score_fit_se=math.nan, p_best=math.nan,
                           in_set=False, tied=False)
-    net = {(r.phi, r.alpha, r.beta, r.gamma): network_id(r) for r in trials.itertuples()}
+    # Only trained trials know their network: one still queued when the time ran out would name the candidate instead.
+    net = {(r.phi, r.alpha, r.beta, r.gamma): network_id(r) for r in trials[trials["state"] == "COMPLETE"].itertuples()}
     keys = [net.get(tuple(r[k] for k in KEY)) for _, r in out.iterrows()]
     col = lambda name, blank: [s.table[name].get(k, blank) for k in keys]
     in_set = [bool(x) for x in col("in_set", False)]
