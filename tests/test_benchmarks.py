@@ -47,3 +47,18 @@ def test_the_planted_grating_fades_with_the_side_the_proxy_sees():
 
     at = {side: kept(side) for side in (77, 96, 108, SIDE)}
     assert at[77] < 0.5 * at[96] < at[96] < at[108] < at[SIDE]
+
+
+def test_the_allocation_simulation_runs_the_race_on_the_default_grid_within_its_budget():
+    import numpy as np
+
+    from benchmarks import allocation
+
+    cands = allocation.grid()
+    true = allocation.truth(cands, np.random.default_rng(0), 1.0)
+    assert len(cands) == 24 and len(true) == 19
+    for rule in allocation.RULES:
+        fit, verdict, spent = allocation.simulate(cands, true, np.random.default_rng(1), rule, budget=30)
+        assert spent <= 30 and len(fit.table) == 19 and verdict is not None
+    fit, _, spent = allocation.simulate(cands, true, np.random.default_rng(1), "uniform", budget=38)
+    assert spent == 38 and set(fit.table["seeds"]) == {2}  # every network once more, nothing else
