@@ -96,7 +96,7 @@ def test_each_failure_of_issue_24_is_one_line_and_writes_nothing(capsys, tmp_pat
     (tmp_path / "garbage.log").write_bytes(bytes(range(256)))
     (tmp_path / "study.db").write_bytes(b"")
     block = '"r1_k3_s11_e1_i8_o16"'
-    (tmp_path / "huge.toml").write_text(f'resolution = 32\nstem = 8\nhead = 64\nblocks = ["r100000000_k3_s11_e1_i8_o16"]\n')
+    (tmp_path / "huge.toml").write_text('resolution = 32\nstem = 8\nhead = 64\nblocks = ["r100000000_k3_s11_e1_i8_o16"]\n')
     (tmp_path / "kernel.toml").write_text(f'resolution = 32\nstem = 8\nhead = 64\nblocks = ["r1_k99999_s11_e1_i8_o16", {block}]\n')
     before = listing(tmp_path)
     r = run_cli(capsys, *args)

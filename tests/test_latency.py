@@ -11,7 +11,7 @@ import torch
 from scalesearch.arch import _latency as latency
 from scalesearch.arch import load_base, scale
 from scalesearch.errors import ScaleSearchError
-from scalesearch.arch import Conditions, Latency, Meter, distinguishable, repeatability
+from scalesearch.arch import Latency, Meter, distinguishable, repeatability
 from scalesearch.arch._latency import LatencyCache, cache_key
 
 FAST = {"min_run_time": 0.01, "warmup": 1}

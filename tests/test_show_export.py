@@ -22,7 +22,7 @@ from scalesearch.results._family import SCHEMA_PATH, schema
 from scalesearch.results import Family
 from scalesearch.results import member
 from scalesearch.arch import build
-from scalesearch.results._ranking import has_intervals, trials_frame
+from scalesearch.results._ranking import has_intervals
 from scalesearch.results import ranking, trials_frame
 
 try:

@@ -95,7 +95,7 @@ def _journal(url: str, mode: str) -> optuna.storages.BaseStorage:
         if storage._replay_result.log_number_read == 0 and os.path.getsize(path) > 0:  # bytes, but no log line
             raise ValueError("no log line")
         return storage
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):  # UnicodeDecodeError is a ValueError
         raise ScaleSearchError(f"storage {redact(url)}: not an Optuna journal file (a line is not a journal entry)") from None
     except OSError as exc:
         raise ScaleSearchError(f"storage {redact(url)}: {exc.strerror or exc}") from None
