@@ -37,7 +37,7 @@ def run(
     pruner: Optional[str] = typer.Option(None, help="none, median, sha or hyperband."),
     epochs: Optional[int] = typer.Option(None, help="Proxy epochs per candidate."),
     seeds: Optional[int] = typer.Option(None, help="Paired seeds every candidate gets."),
-    max_seeds: Optional[int] = typer.Option(None, help="Seeds a network may get while in the 95% set."),
+    max_seeds: Optional[int] = typer.Option(None, help="Seeds any one network may get (the time budget usually ends a run before)."),
     time_budget: Optional[str] = typer.Option(None, "--time", help="Time for the whole run, e.g. 10m, 1h or none (default: the space's)."),
     train_images: Optional[int] = typer.Option(None, "--train", help="Training images per proxy run."),
     val_images: Optional[int] = typer.Option(None, "--val", help="Validation images."),
