@@ -170,7 +170,8 @@ class Rounds:
     until: str  # when they stop without a time budget
 
 
-SEARCH_ROUNDS = Rounds(queue_next_round, "the 95% set", "it holds one network or every network has max_seeds")
+SEARCH_ROUNDS = Rounds(queue_next_round, "the 95% set and, in turn, every network",
+                       "the answer is resolved or every network has max_seeds")
 
 
 def execute(options: RunOptions, progress: Progress | None = None, started: float | None = None) -> tuple[Plan, optuna.Study]:
