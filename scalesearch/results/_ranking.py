@@ -26,7 +26,6 @@ import pandas as pd
 
 from ..stats import _race as race
 from ._record import FIELDS, is_comparison, read
-from ..stats._race import network_id
 from ..stats._surface import t_quantile
 from ..errors import ScaleSearchError
 from ..files import write_texts
@@ -159,12 +158,12 @@ def _with_race(out: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     trials = trials.assign(score=trials["score"] if "score" in trials else trials["value"])
     if "network" not in trials:
         trials = trials.assign(network=None)
-    s = race.fit(trials, trials["phi"].iloc[0]) if trials["phi"].nunique() == 1 else None
+    phi = trials["phi"].iloc[0]
+    s = race.fit(trials, phi) if trials["phi"].nunique() == 1 else None
     if s is None:
         return out.assign(score_mean=math.nan, score_fit=math.nan, score_fit_se=math.nan, p_best=math.nan,
                           in_set=False, tied=False)
-    # Only trained trials know their network: one still queued when the time ran out would name the candidate instead.
-    net = {(r.phi, r.alpha, r.beta, r.gamma): network_id(r) for r in trials[trials["state"] == "COMPLETE"].itertuples()}
+    net = {(phi, *c): key for key, cands in race.members(trials, phi).items() for c in cands}
     keys = [net.get(tuple(r[k] for k in KEY)) for _, r in out.iterrows()]
     col = lambda name, blank: [s.table[name].get(k, blank) for k in keys]
     in_set = [bool(x) for x in col("in_set", False)]

@@ -143,8 +143,11 @@ def _twins_at_phi2(trials: pd.DataFrame, members: dict, keys: list, used: pd.Ser
 
 
 def members(trials: pd.DataFrame, phi: float = 1) -> dict:
-    """network key -> the (α, β, γ) candidates that build it at `phi`, in grid order."""
-    df = trials[trials["phi"] == phi]
+    """network key -> the (α, β, γ) candidates that build it at `phi`, in grid order.
+
+    Only complete trials count: a trial still queued (when the time ran out, say) has no network recorded yet,
+    and :func:`network_id` would name the candidate instead."""
+    df = trials[(trials["phi"] == phi) & (trials["state"] == "COMPLETE")]
     out: dict = {}
     for r in df.itertuples():
         c = (r.alpha, r.beta, r.gamma)
