@@ -55,6 +55,9 @@ DESIGNS: dict[str, tuple[dict, str | None, int]] = {  # trained in this order: t
     "4 epochs": ({"epochs": 4}, None, len(SEEDS)),
     "width 0.5": ({"width": 0.5}, None, len(SEEDS)),
     "96 px (a larger side)": ({"resolution": 96}, None, len(SEEDS)),
+    "1 epoch of 2400 images (the default's cost)": ({"train": 2400, "epochs": 1}, None, len(SEEDS)),
+    "weights' EMA 0.8 evaluated": ({"ema": 0.8}, None, len(SEEDS)),
+    "weights' EMA 0.9 evaluated": ({"ema": 0.9}, None, len(SEEDS)),
 }
 DEFAULT, LONG = list(DESIGNS)[:2]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -297,6 +298,17 @@ def test_sha_prunes_after_the_first_epoch_and_never_after_the_last(capsys, space
     assert all(sorted(t.intermediate_values) == [1, 2] for t in complete)
 
 
+def test_an_average_of_the_weights_is_what_gets_scored() -> None:
+    """With `ema` the scored network is a moving average of the trained weights: the same training, another score."""
+    data = DeviceData(load_data("synthetic:256"), pick_device("cpu"))
+    spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=2, batch_size=32)
+    plain = proxy.train(spec, data, settings, 16, seed=3)
+    averaged = proxy.train(spec, data, replace(settings, ema=0.9), 16, seed=3)
+    assert averaged.train_loss == plain.train_loss  # the averaging does not touch the training itself
+    assert averaged.val_loss != plain.val_loss
+    assert proxy.train(spec, data, replace(settings, ema=0.9), 16, seed=3).val_loss == averaged.val_loss
+
+
 def test_compile_trains_the_same_network_through_torch_compile() -> None:
     data = DeviceData(load_data("synthetic:256"), pick_device("cpu"))
     spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=2, batch_size=32)
@@ -320,15 +332,16 @@ def test_compile_reaches_the_trainer_and_the_workers(capsys, space_file, tmp_pat
     assert "--compile" not in workers.worker_command("s", workers.Slot("cpu", 1))
 
 
-def test_expected_time_scales_with_the_trials_and_the_images(space_file, tmp_path) -> None:
-    """The estimate prices every trial by its share of multiply-adds and images, from a few timed steps."""
-    plan = search.prepare(search.RunOptions(base="tiny-mbconv", data="synthetic:64", space=str(space_file),
-                                            results_dir=str(tmp_path), device="cpu"))
-    worker = Worker(plan, None, torch.device("cpu"))
-    one = worker.expected_seconds(1)
-    assert 0 < one < 60
-    many = worker.expected_seconds(100)
-    assert 20 * one < many < 500 * one  # 100 trials, within the noise of two timings on a shared machine
+def test_expected_time_scales_with_the_images(space_file, tmp_path) -> None:
+    """The estimate prices a trial by its network's multiply-adds and the images it trains, from a few timed steps."""
+    def pace(**changes) -> float:
+        plan = search.prepare(search.RunOptions(base="tiny-mbconv", data="synthetic:256", space=str(space_file),
+                                                results_dir=str(tmp_path), device="cpu", **changes))
+        return Worker(plan, None, torch.device("cpu")).seconds_per_mac()
+
+    short, long = pace(epochs=1, train=32), pace(epochs=8, train=256)
+    assert 0 < short * 1e6 < 60  # a million multiply-adds per image take well under a minute
+    assert 4 * short < long < 60 * short  # 64x the images trained, plus the same evaluation
 
 
 def test_scalesearch_run_trains_on_a_dataset_object(space_file, tmp_path) -> None:

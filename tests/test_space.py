@@ -118,6 +118,7 @@ def test_budget_may_be_written_with_x(tmp_path):
         ("[proxy]\nepochs = 0\n", "proxy.epochs", "must be an integer >= 1 and <= 1,000, got 0"),
         ("[proxy]\nlr = 0\n", "proxy.lr", "must be a number > 0"),
         ("[proxy]\nmomentum = 1.0\n", "proxy.momentum", "must be a number >= 0 and < 1"),
+        ("[proxy]\nema = 1\n", "proxy.ema", "must be a number >= 0 and < 1"),
         ("[proxy]\noptimizer = 'adam'\n", "proxy.optimizer", "one of 'sgd', 'adamw', 'rmsprop'"),
         ("[proxy]\nschedule = 'linear'\n", "proxy.schedule", "one of 'cosine'"),
         ("[proxy]\nepochs = 2\nwarmup_epochs = 2\n", "proxy.warmup_epochs", "< proxy.epochs (2)"),

@@ -18,6 +18,7 @@ the CPU it uses channels_last (1.5–2.5× faster than contiguous memory for B0 
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -136,6 +137,7 @@ def train(
     # Only the training step is compiled; evaluation and BN recalibration run eagerly on the
     # same parameters, so switching to eval mode costs no recompilation.
     step_net = torch.compile(net) if compile else net
+    scored = averaged(net, settings.ema)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     gen = torch.Generator().manual_seed(seed)
@@ -150,6 +152,8 @@ def train(
             for g, lr in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = lr * lr_factor(settings, step, total, warmup)
             loss = train_step(step_net, optimizer, loss_fn, x, y, amp)
+            if scored is not net:
+                scored.update_parameters(net)
             loss_sum += loss.detach().float() * len(y)
             step += 1
             if on_step:
@@ -161,8 +165,8 @@ def train(
         result.train_images += data.num_train
         if not every_epoch and epoch + 1 < settings.epochs:
             continue
-        recalibrate_bn(net, data, settings.batch_size, resolution, amp, gen)
-        acc, val_loss = evaluate(net, data, settings.batch_size, resolution, amp)
+        recalibrate_bn(scored, data, settings.batch_size, resolution, amp, gen)
+        acc, val_loss = evaluate(scored, data, settings.batch_size, resolution, amp)
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss became {val_loss} in epoch {epoch + 1}")
         result.train_loss.append(train_loss)
@@ -174,26 +178,44 @@ def train(
     return result
 
 
-def seconds_per_image(spec: NetworkSpec, data: DeviceData, settings: ProxySettings, resolution: int, steps: int = 4) -> float:
-    """Training seconds per image of `spec` on `data`'s device: the median of `steps` timed steps after a warm-up.
+def averaged(net: nn.Module, decay: float) -> nn.Module:
+    """The network that is evaluated: `net` itself, or with `decay` > 0 an exponential moving average
+    of its weights over the training steps (its BatchNorm statistics are recalibrated before use)."""
+    if decay <= 0:
+        return net
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+
+
+# Steps of a fresh network left out of its timing (allocation and kernel choice).
+WARMUP_STEPS = 3
+
+
+def seconds_per_image(spec: NetworkSpec, data: DeviceData, settings: ProxySettings, resolution: int, steps: int = 4,
+                      warmup: int = WARMUP_STEPS) -> float:
+    """Training seconds per image of `spec` on `data`'s device: the median of `steps` timed steps after `warmup`.
 
     For the run's expected time: a few steps cost a second or two, and a proxy's cost scales
-    with its multiply-adds, so one timed network prices every candidate. The median keeps a
-    moment of contention on a shared machine from deciding the estimate.
+    with its multiply-adds, so one timed network prices every candidate. The first steps of a
+    fresh network allocate and pick kernels (several times a later step's time on the CPU), so
+    they are left out; the median keeps a moment of contention on a shared machine from deciding.
     """
     net = build(spec, data.num_classes, data.in_channels).to(data.device, memory_format=torch.channels_last).train()
     optimizer = make_optimizer(net, settings)
     loss_fn = nn.CrossEntropyLoss()
     amp = autocast(data.device)
-    batches = data.train_batches(settings.batch_size, resolution, torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    batches = itertools.chain.from_iterable(data.train_batches(settings.batch_size, resolution, gen)
+                                            for _ in itertools.count())  # epochs on end: tiny data has few batches
     per_image, last = [], time.perf_counter()
-    for _, (x, y) in zip(range(steps + 1), batches):  # each step's time includes making its batch (augmentation)
+    for _, (x, y) in zip(range(warmup + steps), batches):  # each step's time includes making its batch (augmentation)
         train_step(net, optimizer, loss_fn, x, y, amp)
         sync(data.device)
         now = time.perf_counter()
         per_image.append((now - last) / len(y))
         last = now
-    timed = sorted(per_image[1:] or per_image)  # the first step allocates and warms caches
+    timed = sorted(per_image[warmup:])
     return timed[len(timed) // 2]
 
 

@@ -36,6 +36,7 @@ A search space is a TOML file (shipped ones live in ``search_spaces/`` at the to
     label_smoothing = 0.1
     bn_momentum = 0.1        # PyTorch's BatchNorm momentum (official 0.01 is for long runs)
     drop_path = 0.0          # stochastic depth rate of the last block (official 0.2)
+    ema = 0.0                # > 0: score a moving average of the weights (decay per step)
     seeds = 1                # training runs per candidate
     seed = 0
     [proxy.cuda]             # any [proxy] keys, replacing them when the run trains on a GPU
@@ -178,6 +179,7 @@ class ProxySettings:
     label_smoothing: float = 0.1
     bn_momentum: float = 0.1
     drop_path: float = 0.0
+    ema: float = 0.0
     seeds: int = 1
     max_seeds: int = 32
     score: str = "loss"
@@ -285,6 +287,7 @@ _PROXY: dict[str, Check] = {
     "label_smoothing": number(0, 1, high_open=True),
     "bn_momentum": number(0, 1, low_open=True),
     "drop_path": number(0, 1, high_open=True),
+    "ema": number(0, 1, high_open=True),
     "seeds": integer(1, MAX_SEEDS),
     "max_seeds": integer(1, MAX_SEEDS),
     "score": choice(SCORES),
