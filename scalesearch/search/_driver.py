@@ -47,7 +47,7 @@ from ._plan import Plan, RunOptions, latency_meter, load, restart as restart_stu
 from ._progress import Progress
 from ._schedule import TimeBudget
 from ..space._space import SearchSpace, space_toml
-from ._queue import enqueue, progress_counts, queue_next_round, start
+from ._queue import enqueue, priced, progress_counts, queue_next_round, queued_slots, start
 from ._worker import Worker
 from . import _pool as pool
 
@@ -200,10 +200,10 @@ def train_rounds(begin: Callable[[Progress], tuple[Plan, optuna.Study]], rounds:
     progress.start(plan, total, done)
     worker = Worker(plan, study, device, progress, plan.options.compile, budget)
     if total > done or budget.limited:  # a resume plans its rounds from this host's pace too
-        budget.pace_hint = worker.expected_seconds(1) / _mean_macs(plan)
+        budget.pace_hint = worker.seconds_per_mac()
     if total > done:
-        progress.note(expected_line(budget.pace_hint * _mean_macs(plan) * (total - done), total - done, device, budget,
-                                    rounds))
+        costs = [seconds for _, seconds in priced(plan, study, budget, queued_slots(study))]
+        progress.note(expected_line(sum(costs), total - done, device, budget, rounds, sum(c > 0 for c in costs)))
     progress.clock(budget)
     worker.work()
     while rounds.next(plan, study, progress, budget):
@@ -219,15 +219,12 @@ def train_rounds(begin: Callable[[Progress], tuple[Plan, optuna.Study]], rounds:
     return plan, study
 
 
-def _mean_macs(plan: Plan) -> float:
-    return sum(a.macs_proxy for a in plan.report.feasible) / len(plan.report.feasible)
-
-
 def expected_line(seconds: float, trials: int, device: torch.device, budget: TimeBudget | None = None,
-                  rounds: Rounds = SEARCH_ROUNDS) -> str:
+                  rounds: Rounds = SEARCH_ROUNDS, trainings: int | None = None) -> str:
     """The run's expected time in words: the first round's, and what the budget leaves for the rounds after it."""
+    shared = f"{trainings} trainings, twins sharing one; " if trainings is not None and trainings < trials else ""
     first = (f"expected: about {max(1, round(seconds / 60))} min on {device} for the {trials} trials of the first round "
-             "(every network once; timed from a few training steps)")
+             f"({shared}every network once; timed from a few training steps)")
     if budget is None or not budget.limited:
         return first + f"; later rounds follow {rounds.goal} until {rounds.until}"
     if seconds > budget.left():

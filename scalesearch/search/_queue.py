@@ -139,6 +139,12 @@ def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None 
     return added
 
 
+def queued_slots(study: optuna.Study) -> list[tuple]:
+    """(α, β, γ, seed, φ) of every queued trial that no worker has started."""
+    return [(a["alpha"], a["beta"], a["gamma"], a["seed"], a.get("phi", 1))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if "alpha" in (a := t.user_attrs)]
+
+
 def priced(plan: Plan, study: optuna.Study, budget: TimeBudget, todo: list) -> list:
     """Each queued (α, β, γ, seed, φ) with its expected seconds; a twin of one already priced costs nothing."""
     pace = budget.pace(study) or 0.0

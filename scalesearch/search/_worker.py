@@ -73,11 +73,11 @@ class Worker:
             self._data[seed] = DeviceData(ds, self.device)
         return self._data[seed]
 
-    def expected_seconds(self, trials: int) -> float:
-        """Rough training time of `trials` trials of this plan on this device, from a few timed steps.
+    def seconds_per_mac(self) -> float:
+        """Rough wall seconds of one trial per proxy multiply-add of its network, from a few timed steps.
 
-        The median-cost feasible candidate is timed; each trial costs its share of multiply-adds
-        times the images it trains on, plus evaluation (a forward pass, about a third of a step).
+        The median-cost feasible candidate is timed; a trial trains its images and evaluates (a
+        forward pass, about a third of a step), and its cost scales with its network's multiply-adds.
         """
         plan, p = self.plan, self.plan.space.proxy
         feasible = sorted(plan.report.feasible, key=lambda a: a.macs_proxy)
@@ -86,8 +86,7 @@ class Worker:
         data = self.data(p.seed)
         per_image = proxy.seconds_per_image(spec, data, p, median.proxy_resolution)
         images = p.epochs * data.num_train + (data.num_val + proxy.BN_CALIBRATION_IMAGES) / 3
-        mean_macs = sum(a.macs_proxy for a in feasible) / len(feasible)
-        return trials * images * per_image * mean_macs / median.macs_proxy
+        return images * per_image / median.macs_proxy
 
     def work(self) -> None:
         """Run trials until the queue (grid) or the trial budget (other samplers) is used up.
