@@ -20,9 +20,12 @@ all of them estimates each one far better than its own few seeds could. The mode
 Replicated networks also allow the lack-of-fit test (statsmodels' F-test of the linear surface
 against one mean per network, seeds in both): ``Surface.lack_of_fit`` is its p-value.
 
-Every network gets a fitted score (surface + its predicted departure), a standard error, and a
+Every network gets a fitted score (surface + its predicted departure, by REML), a standard error, and a
 probability of being best from parametric draws of the fit; the 95% set holds the networks
-that together carry 95% of that probability: the candidates that could be best.
+that together carry 95% of that probability: the candidates that could be best. The mixed fit's
+draws do not take τ² as known: with a few seeds per network its estimate often falls to 0, which
+would make the surface exact and the set too small, so they are spread over τ²'s fiducial
+quantiles from the lack-of-fit F-test (``_tau2_quantiles``).
 
 Higher scores are better (the search negates losses).
 
@@ -55,6 +58,7 @@ FORMS = ("means", "linear", "quadratic", "mixed")
 LEVEL = 0.95
 MIN_SPREAD = 0.15  # a feature direction thinner than this fraction of the widest is not fitted
 DRAWS = 4000
+TAU_QUANTILES = 8  # the mixed fit's draws spread over this many quantiles of τ²
 
 
 def t_quantile(dof: float, level: float = LEVEL) -> float:
@@ -70,7 +74,8 @@ class Surface:
     """A fitted score surface over the trained networks.
 
     `table` (index: network key, best first) holds ``fit`` (fitted score), ``se`` (its standard
-    error), ``p_best``, ``in_set``, ``seeds`` and ``mean`` (the network's seed-adjusted mean).
+    error: the spread of its draws), ``p_best``, ``in_set``, ``seeds`` and ``mean`` (the network's
+    seed-adjusted mean).
     """
 
     table: pd.DataFrame
@@ -121,16 +126,22 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
     beta, cov, sigma2, tau2, u, dof = _estimate(y, X, obs["key"].to_numpy(), form, nets.index)
     v = np.zeros(len(nets)) if tau2 <= 0 else 1 / (1 / tau2 + counts.to_numpy(float) / sigma2)
     fitted = P @ beta + u
-    se = np.sqrt(np.einsum("ij,jk,ik->i", P, cov, P) + v)
+    se = np.sqrt(np.einsum("ij,jk,ik->i", P, cov, P) + v)  # replaced by the draws' spread where τ² is drawn too
     rng = np.random.default_rng(seed)
-    sample = rng.multivariate_normal(beta, cov, size=draws, method="eigh") @ P.T
-    if tau2 > 0:
-        sample += u + rng.standard_normal(sample.shape) * np.sqrt(v)
+    spreads = _tau2_quantiles(obs, nets, seeds) if form == "mixed" else None
+    if spreads:  # τ² is uncertain too: draw from the fit at each of its fiducial quantiles in turn
+        sample = np.vstack([_draws(y, X, P, obs["key"].to_numpy(), nets.index, counts, t2, s2, draws // len(spreads), rng)
+                            for t2, s2 in spreads])
+        se = sample.std(axis=0)
+    else:
+        sample = rng.multivariate_normal(beta, cov, size=draws, method="eigh") @ P.T
+        if tau2 > 0:
+            sample += u + rng.standard_normal(sample.shape) * np.sqrt(v)
     table = pd.DataFrame({"fit": fitted, "se": se, "seeds": counts.to_numpy(), "mean": _cell_means(obs, nets.index)},
                          index=nets.index)
     # Without a noise estimate nothing can be excluded: every network stays in the set, with no P(best).
     informed = dof > 0
-    table["p_best"] = np.bincount(sample.argmax(axis=1), minlength=len(nets)) / draws if informed else np.nan
+    table["p_best"] = np.bincount(sample.argmax(axis=1), minlength=len(nets)) / len(sample) if informed else np.nan
     if not informed:
         table["se"] = np.nan
     order = table["fit"].sort_values(ascending=False, kind="stable").index
@@ -145,16 +156,62 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
 def lack_of_fit(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list) -> float:
     """p-value of the F-test: does one mean per network explain the scores better than the linear surface
     (seed effects in both)? nan when it cannot be tested: no network on two seeds, or too few networks."""
+    test = _lack_of_fit_test(obs, nets, seeds)
+    return math.nan if test is None else float(test[0].compare_f_test(test[1])[1])
+
+
+def _lack_of_fit_test(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list):
+    """(one mean per network, the linear surface): the two fits (statsmodels OLS, seeds in both) that the
+    lack-of-fit F-test compares, or None when it cannot be made."""
     import statsmodels.api as sm
 
     if len(nets) < len(FEATURES) + 3:
-        return math.nan
+        return None
     y = obs["score"].to_numpy(float)
     full = sm.OLS(y, _designs(obs, nets, seeds, "means")[0]).fit()
     linear = sm.OLS(y, _designs(obs, nets, seeds, "linear")[0]).fit()
     if full.df_resid < 1 or full.df_model <= linear.df_model:
-        return math.nan
-    return float(full.compare_f_test(linear)[1])
+        return None
+    return full, linear
+
+
+def _tau2_quantiles(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list, count: int = TAU_QUANTILES) -> list | None:
+    """[(τ², σ²)] at `count` evenly spaced fiducial quantiles of τ², from the lack-of-fit F-test; None when untestable.
+
+    The networks' mean square about the linear surface estimates σ² + n₀·τ² (n₀: seeds per network, the
+    usual average for unequal counts) and the replicates' mean square estimates σ², so their ratio F over
+    (1 + n₀·τ²/σ²) follows an F distribution; inverting it at quantile q gives τ²_q (0 where the ratio is below
+    the quantile). A REML estimate alone often lands on 0 with few replicates, which makes every network an
+    exact point of the plane and the 95% set too small (benchmarks/allocation.py measured 69% coverage of the
+    true best); drawing over these quantiles carries that uncertainty into P(best).
+    """
+    from scipy import stats
+
+    test = _lack_of_fit_test(obs, nets, seeds)
+    if test is None:
+        return None
+    full, linear = test
+    df1, df2 = full.df_model - linear.df_model, full.df_resid
+    f = ((linear.ssr - full.ssr) / df1) / (full.ssr / df2)
+    n = obs.groupby("key")["seed"].nunique().to_numpy(float)
+    n0 = (n.sum() - (n**2).sum() / n.sum()) / (len(n) - 1)
+    qs = (np.arange(count) + 0.5) / count
+    return [(max(0.0, f / float(stats.f.ppf(q, df1, df2)) - 1) * full.scale / n0, float(full.scale)) for q in qs]
+
+
+def _draws(y, X, P, groups, keys, counts, tau2: float, sigma2: float, size: int, rng) -> np.ndarray:
+    """`size` draws of every network's score from the linear surface + departures with τ² and σ² given:
+    the surface by generalised least squares (statsmodels GLS), each departure its prediction and spread."""
+    import statsmodels.api as sm
+
+    Z = (groups[:, None] == keys.to_numpy()[None, :]).astype(float)
+    V = sigma2 * np.eye(len(y)) + tau2 * Z @ Z.T
+    gls = sm.GLS(y, X, sigma=V).fit()
+    cov = _finite(np.asarray(gls.cov_params()) / gls.scale)  # V is the whole covariance: no rescaling by the residuals
+    u = tau2 * Z.T @ np.linalg.solve(V, y - X @ gls.params)
+    v = np.zeros(len(keys)) if tau2 <= 0 else 1 / (1 / tau2 + counts.to_numpy(float) / sigma2)
+    return (rng.multivariate_normal(gls.params, cov, size=size, method="eigh") @ P.T + u
+            + rng.standard_normal((size, len(keys))) * np.sqrt(v))
 
 
 def _slopes(coef: np.ndarray, nets: pd.DataFrame) -> dict[str, float]:
