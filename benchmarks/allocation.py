@@ -17,6 +17,7 @@ scores (the calibration's bar) and against the truth, how often the true best li
 how often one run's winner lies in the other's set, the set's size, and the trainings used.
 
     .venv/bin/python -m benchmarks --only allocation [--quick]
+    .venv/bin/python -m benchmarks.allocation --rules shipped --trainings 35 90 --tilt 0.7   # some rows
 """
 from __future__ import annotations
 
@@ -123,12 +124,12 @@ def replicate(cands: pd.DataFrame, rep: int, rule: str, budget: int, scale: floa
 
 
 def run(quick: bool = False, device: str = "cpu", reps: int | None = None,
-        settings: tuple = ((TRAININGS, 1.0), (TRAININGS, 0.7), (6 * TRAININGS, 0.7))) -> str:
+        settings: tuple = ((TRAININGS, 1.0), (TRAININGS, 0.7), (6 * TRAININGS, 0.7)), rules: tuple = RULES) -> str:
     warnings.filterwarnings("ignore")  # REML at its boundary and the like: valid answers, not failures
     cands = grid()
     reps = reps or (3 if quick else 16)
     rows = []
-    for (budget, scale), rule in itertools.product(settings, RULES):
+    for (budget, scale), rule in itertools.product(settings, rules):
         n = max(2, reps // 2) if budget > TRAININGS else reps
         df = pd.DataFrame([replicate(cands, rep, rule, budget, scale) for rep in range(n)])
         rows.append([budget, f"×{scale:g}", rule, n, *(f"{m:.2f} ± {s:.2f}" for m, s in zip(df.mean(), df.std()))])
@@ -139,3 +140,14 @@ def run(quick: bool = False, device: str = "cpu", reps: int | None = None,
 
 
 __all__ = ["run", "simulate", "grid", "truth"]
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES))
+    parser.add_argument("--trainings", nargs="+", type=int, default=[TRAININGS])
+    parser.add_argument("--tilt", nargs="+", type=float, default=[1.0, 0.7])
+    parser.add_argument("--reps", type=int, default=16)
+    args = parser.parse_args()
+    print(run(reps=args.reps, settings=tuple(itertools.product(args.trainings, args.tilt)), rules=tuple(args.rules)))

@@ -23,19 +23,21 @@ def frame(rows: list[tuple]) -> pd.DataFrame:
                           "state": "COMPLETE", "value": sc} for a, b, g, phi, s, net, sc in rows])
 
 
-def surface_trials(seeds: int, noise: float, rng: np.random.Generator, tilt: float = 0.05, twins: bool = False) -> pd.DataFrame:
-    """A grid along the budget: width up, depth down; the true score rises with width (the best is the widest).
+def surface_trials(seeds: int, noise: float, rng: np.random.Generator, tilt: float = 0.05, twins: bool = False,
+                   departures: float = 0.0) -> pd.DataFrame:
+    """A grid along the budget: width up, depth down; the true score rises with width (without `departures`,
+    each network's own offset from that plane, the best is the widest; column ``true`` holds the truth).
 
     Features are recorded as the worker does (blocks, mean channels, side), so the surface sees the built network.
     """
-    rows = []
+    rows, offset = [], rng.normal(0, departures, 10) if departures else np.zeros(10)
     for s in range(seeds):
         shift = rng.normal(0, 0.2)  # a seed moves every network alike
         for k in range(10):
-            true = tilt * k / 9
+            true = tilt * k / 9 + offset[k]
             for a in ((1.1, 1.2) if twins and k == 9 else (1.0 + (9 - k) / 10,)):
                 rows.append({"alpha": a, "beta": 1.0 + k / 20, "gamma": 1.0, "phi": 1, "seed": s, "network": f"n{k}",
-                             "score": true + shift + rng.normal(0, noise), "state": "COMPLETE",
+                             "score": true + shift + rng.normal(0, noise), "state": "COMPLETE", "true": true,
                              "depth_blocks": 16 + 9 - k, "width_channels": 40.0 * (1 + k / 20), "proxy_resolution": 77})
     df = pd.DataFrame(rows)
     return df.assign(value=df["score"])
@@ -60,6 +62,21 @@ def test_the_95_percent_set_holds_the_true_best_at_least_90_percent_of_the_time(
         sizes.append(len(s.confidence_set))
     assert covered >= 54, covered
     assert np.mean(sizes) < 6  # informative, not everything
+
+
+def test_the_set_allows_for_departures_from_the_surface_that_two_seeds_cannot_estimate():
+    """Each network departs from the plane by a third of one run's noise: with two seeds each, REML's τ² often
+    lands on 0, and draws that took τ² and σ² as known made the plane exact: their sets held the true best in 22
+    of these 40 runs. Drawn over the two's fiducial quantiles, the sets held it in 33 (one set in two here is
+    more than half the networks: two seeds each cannot tell apart networks this close)."""
+    covered, sizes = 0, []
+    for rep in range(40):
+        trials = surface_trials(seeds=2, noise=0.06, rng=np.random.default_rng(300 + rep), tilt=0.04, departures=0.02)
+        s = race.fit(trials)
+        covered += trials.loc[trials["true"].idxmax(), "network"] in s.confidence_set
+        sizes.append(len(s.confidence_set))
+    assert covered >= 29, covered
+    assert np.mean(sizes) < 7, np.mean(sizes)  # of 10: still informative
 
 
 def test_rounds_go_to_the_set_second_seed_then_twins_at_phi_2_then_more_seeds():
@@ -128,7 +145,7 @@ def test_the_rounds_end_when_the_set_is_one_network_or_seeds_run_out():
 
 
 def test_when_the_set_has_its_share_of_seeds_the_rest_of_the_surface_gets_another_least_certain_first():
-    t = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(1), tilt=0.1)
+    t = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(1), tilt=0.15)
     t = t[~(t["network"].isin([f"n{k}" for k in range(6)]) & (t["seed"] == 1))]  # the bottom six on one seed
     s = race.fit(t)
     assert len(s.confidence_set) > 1 and all(s.table.loc[k, "seeds"] == 2 for k in s.confidence_set)
@@ -137,7 +154,7 @@ def test_when_the_set_has_its_share_of_seeds_the_rest_of_the_surface_gets_anothe
     keys = [f"n{int(round(20 * (b - 1)))}" for _, b, *_ in todo]
     assert sorted(keys) == [f"n{k}" for k in range(6)]
     assert list(s.table.loc[keys, "se"]) == sorted(s.table.loc[keys, "se"], reverse=True)
-    full = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(1), tilt=0.1)
+    full = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(1), tilt=0.15)
     name, todo = race.next_round(full, seeds=[0], max_seeds=8, contenders=6, phi2=1)
     assert name.startswith("another seed for the") and {t[3] for t in todo} == {2}  # the cap is now 2 x 2 seeds
 

@@ -196,7 +196,11 @@ def _tau2_quantiles(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list, count: i
     n = obs.groupby("key")["seed"].nunique().to_numpy(float)
     n0 = (n.sum() - (n**2).sum() / n.sum()) / (len(n) - 1)
     qs = (np.arange(count) + 0.5) / count
-    return [(max(0.0, f / float(stats.f.ppf(q, df1, df2)) - 1) * full.scale / n0, float(full.scale)) for q in qs]
+    ratios = [max(0.0, f / float(stats.f.ppf(q, df1, df2)) - 1) / n0 for q in qs]  # τ²/σ², the F-test's pivot
+    # σ² is estimated too (from df2 replicates): its own fiducial quantiles, paired with the ratio's in a fixed
+    # shuffled order so that the two spread independently.
+    sigma2 = [full.scale * df2 / float(stats.chi2.ppf(q, df2)) for q in qs[np.random.default_rng(count).permutation(count)]]
+    return [(r * s2, s2) for r, s2 in zip(ratios, sigma2)]
 
 
 def _draws(y, X, P, groups, keys, counts, tau2: float, sigma2: float, size: int, rng) -> np.ndarray:
