@@ -176,14 +176,14 @@ def _lack_of_fit_test(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list):
 
 
 def _tau2_quantiles(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list, count: int = TAU_QUANTILES) -> list | None:
-    """[(τ², σ²)] at `count` evenly spaced fiducial quantiles of τ², from the lack-of-fit F-test; None when untestable.
+    """[(τ², σ²)] at `count` evenly spaced fiducial quantiles of τ²/σ² and of σ²; None when untestable.
 
     The networks' mean square about the linear surface estimates σ² + n₀·τ² (n₀: seeds per network, the
-    usual average for unequal counts) and the replicates' mean square estimates σ², so their ratio F over
-    (1 + n₀·τ²/σ²) follows an F distribution; inverting it at quantile q gives τ²_q (0 where the ratio is below
-    the quantile). A REML estimate alone often lands on 0 with few replicates, which makes every network an
-    exact point of the plane and the 95% set too small (benchmarks/allocation.py measured 69% coverage of the
-    true best); drawing over these quantiles carries that uncertainty into P(best).
+    usual average for unequal counts) and the replicates' mean square estimates σ², so the lack-of-fit F
+    over (1 + n₀·τ²/σ²) follows an F distribution; inverting it at quantile q gives τ²/σ² (0 where F is below
+    that quantile). The replicates' mean square gives σ² through its χ² quantiles. A REML estimate alone often
+    lands on τ² = 0 with few replicates, which makes every network an exact point of the plane and the 95%
+    set too small (README, Soundness); drawing over these quantiles carries that uncertainty into P(best).
     """
     from scipy import stats
 
@@ -191,8 +191,8 @@ def _tau2_quantiles(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list, count: i
     if test is None:
         return None
     full, linear = test
-    df1, df2 = full.df_model - linear.df_model, full.df_resid
-    f = ((linear.ssr - full.ssr) / df1) / (full.ssr / df2)
+    f, _, df1 = full.compare_f_test(linear)
+    df2 = full.df_resid
     n = obs.groupby("key")["seed"].nunique().to_numpy(float)
     n0 = (n.sum() - (n**2).sum() / n.sum()) / (len(n) - 1)
     qs = (np.arange(count) + 0.5) / count
