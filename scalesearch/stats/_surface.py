@@ -23,9 +23,9 @@ against one mean per network, seeds in both): ``Surface.lack_of_fit`` is its p-v
 Every network gets a fitted score (surface + its predicted departure, by REML), a standard error, and a
 probability of being best from parametric draws of the fit; the 95% set holds the networks
 that together carry 95% of that probability: the candidates that could be best. The mixed fit's
-draws do not take τ² as known: with a few seeds per network its estimate often falls to 0, which
-would make the surface exact and the set too small, so they are spread over τ²'s fiducial
-quantiles from the lack-of-fit F-test (``_tau2_quantiles``).
+draws do not take τ² (nor σ²) as known: with a few seeds per network its estimate often falls to 0,
+which would make the surface exact and the set too small, so they are spread over fiducial quantiles
+of τ²/σ² from the lack-of-fit F-test and of σ² from the replicates (``_tau2_quantiles``).
 
 Higher scores are better (the search negates losses).
 
@@ -58,7 +58,7 @@ FORMS = ("means", "linear", "quadratic", "mixed")
 LEVEL = 0.95
 MIN_SPREAD = 0.15  # a feature direction thinner than this fraction of the widest is not fitted
 DRAWS = 4000
-TAU_QUANTILES = 8  # the mixed fit's draws spread over this many quantiles of τ²
+TAU_QUANTILES = 8  # the mixed fit's draws spread over this many (τ², σ²) quantile pairs
 
 
 def t_quantile(dof: float, level: float = LEVEL) -> float:
