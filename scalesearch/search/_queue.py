@@ -141,8 +141,8 @@ def queue_next_round(plan: Plan, study: optuna.Study, progress: Progress | None 
 
 def queued_slots(study: optuna.Study) -> list[tuple]:
     """(α, β, γ, seed, φ) of every queued trial that no worker has started."""
-    return [(a["alpha"], a["beta"], a["gamma"], a["seed"], a.get("phi", 1))
-            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if "alpha" in (a := t.user_attrs)]
+    return [(c.alpha, c.beta, c.gamma, t.user_attrs["seed"], t.user_attrs.get("phi", 1))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if (c := candidate(t))]
 
 
 def priced(plan: Plan, study: optuna.Study, budget: TimeBudget, todo: list) -> list:

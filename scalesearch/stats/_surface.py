@@ -124,16 +124,17 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
     X, P = _designs(obs, nets, seeds, form)
     y = obs["score"].to_numpy(float)
     beta, cov, sigma2, tau2, u, dof = _estimate(y, X, obs["key"].to_numpy(), form, nets.index)
-    v = np.zeros(len(nets)) if tau2 <= 0 else 1 / (1 / tau2 + counts.to_numpy(float) / sigma2)
     fitted = P @ beta + u
-    se = np.sqrt(np.einsum("ij,jk,ik->i", P, cov, P) + v)  # replaced by the draws' spread where τ² is drawn too
+    test = _lack_of_fit_test(obs, nets, seeds)
     rng = np.random.default_rng(seed)
-    spreads = _tau2_quantiles(obs, nets, seeds) if form == "mixed" else None
-    if spreads:  # τ² is uncertain too: draw from the fit at each of its fiducial quantiles in turn
+    spreads = _tau2_quantiles(test, counts) if form == "mixed" and test else None
+    if spreads:  # τ² and σ² are uncertain too: draw from the fit at each of their fiducial quantiles in turn
         sample = np.vstack([_draws(y, X, P, obs["key"].to_numpy(), nets.index, counts, t2, s2, draws // len(spreads), rng)
                             for t2, s2 in spreads])
         se = sample.std(axis=0)
     else:
+        v = _departure_var(tau2, sigma2, counts)
+        se = np.sqrt(np.einsum("ij,jk,ik->i", P, cov, P) + v)
         sample = rng.multivariate_normal(beta, cov, size=draws, method="eigh") @ P.T
         if tau2 > 0:
             sample += u + rng.standard_normal(sample.shape) * np.sqrt(v)
@@ -149,14 +150,12 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
     table["in_set"] = _set(table["p_best"]) if informed else True
     gap_sd = float(np.std(sample[:, 0] - sample[:, 1])) if len(order) > 1 else math.nan
     slopes = _slopes(beta[len(seeds):], nets) if form in ("linear", "mixed") else {}
-    return Surface(table, form, math.sqrt(sigma2), math.sqrt(max(tau2, 0.0)), dof, slopes, gap_sd,
-                   lack_of_fit(obs, nets, seeds))
+    return Surface(table, form, math.sqrt(sigma2), math.sqrt(max(tau2, 0.0)), dof, slopes, gap_sd, lack_of_fit(test))
 
 
-def lack_of_fit(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list) -> float:
+def lack_of_fit(test) -> float:
     """p-value of the F-test: does one mean per network explain the scores better than the linear surface
-    (seed effects in both)? nan when it cannot be tested: no network on two seeds, or too few networks."""
-    test = _lack_of_fit_test(obs, nets, seeds)
+    (seed effects in both)? nan when it cannot be tested (`test` None): no network on two seeds, or too few networks."""
     return math.nan if test is None else float(test[0].compare_f_test(test[1])[1])
 
 
@@ -175,8 +174,9 @@ def _lack_of_fit_test(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list):
     return full, linear
 
 
-def _tau2_quantiles(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list, count: int = TAU_QUANTILES) -> list | None:
-    """[(τ², σ²)] at `count` evenly spaced fiducial quantiles of τ²/σ² and of σ²; None when untestable.
+def _tau2_quantiles(test, counts: pd.Series, count: int = TAU_QUANTILES) -> list:
+    """[(τ², σ²)] at `count` evenly spaced fiducial quantiles of τ²/σ² and of σ², from the lack-of-fit `test`
+    and the networks' seed `counts`.
 
     The networks' mean square about the linear surface estimates σ² + n₀·τ² (n₀: seeds per network, the
     usual average for unequal counts) and the replicates' mean square estimates σ², so the lack-of-fit F
@@ -187,13 +187,10 @@ def _tau2_quantiles(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list, count: i
     """
     from scipy import stats
 
-    test = _lack_of_fit_test(obs, nets, seeds)
-    if test is None:
-        return None
     full, linear = test
     f, _, df1 = full.compare_f_test(linear)
     df2 = full.df_resid
-    n = obs.groupby("key")["seed"].nunique().to_numpy(float)
+    n = counts.to_numpy(float)
     n0 = (n.sum() - (n**2).sum() / n.sum()) / (len(n) - 1)
     qs = (np.arange(count) + 0.5) / count
     ratios = [max(0.0, f / float(stats.f.ppf(q, df1, df2)) - 1) / n0 for q in qs]  # τ²/σ², the F-test's pivot
@@ -213,9 +210,13 @@ def _draws(y, X, P, groups, keys, counts, tau2: float, sigma2: float, size: int,
     gls = sm.GLS(y, X, sigma=V).fit()
     cov = _finite(np.asarray(gls.cov_params()) / gls.scale)  # V is the whole covariance: no rescaling by the residuals
     u = tau2 * Z.T @ np.linalg.solve(V, y - X @ gls.params)
-    v = np.zeros(len(keys)) if tau2 <= 0 else 1 / (1 / tau2 + counts.to_numpy(float) / sigma2)
     return (rng.multivariate_normal(gls.params, cov, size=size, method="eigh") @ P.T + u
-            + rng.standard_normal((size, len(keys))) * np.sqrt(v))
+            + rng.standard_normal((size, len(keys))) * np.sqrt(_departure_var(tau2, sigma2, counts)))
+
+
+def _departure_var(tau2: float, sigma2: float, counts: pd.Series) -> np.ndarray:
+    """Each network's variance about its predicted departure, given its seeds (0 without departures)."""
+    return np.zeros(len(counts)) if tau2 <= 0 else 1 / (1 / tau2 + counts.to_numpy(float) / sigma2)
 
 
 def _slopes(coef: np.ndarray, nets: pd.DataFrame) -> dict[str, float]:
