@@ -182,6 +182,22 @@ def test_verdict_names_the_edge_of_the_space_and_prices_an_unresolved_answer():
     flat = next(v for v in flats if not v.resolved)
     assert flat.networks > 1 and flat.seeds_needed is not None and flat.seeds_needed > 2
     assert "paired seeds each" in flat.reason
+    assert flat.seconds_needed is None and "more of training" not in flat.reason  # no timings recorded
+
+
+def test_an_unresolved_verdict_prices_the_seeds_that_would_separate_the_leader_in_training_time():
+    verdicts = []
+    for k in range(10):
+        trials = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(k), tilt=0.0, twins=True)
+        per_net = trials["network"].str[1:].astype(int) * 3.0 + 10  # each network's seconds per training
+        shared = trials.duplicated(["network", "seed"])  # a twin's trial reuses its twin's training: 0 s
+        verdicts.append((race.verdict(trials.assign(seconds=per_net.where(~shared, 0.0))), trials, per_net))
+    v, trials, per_net = next(x for x in verdicts if not x[0].resolved and math.isfinite(x[0].seeds_needed))
+    lead, runner = race.fit(trials).table.index[:2]
+    each = per_net.groupby(trials["network"]).first()
+    assert v.seconds_needed == pytest.approx((v.seeds_needed - 2) * (each[lead] + each[runner]))
+    assert f"at least {race._duration(v.seconds_needed)} more of training" in v.reason
+    assert race._duration(90) == "2 min" and race._duration(3 * 3600) == "3.0 h"
 
 
 def test_paired_means_take_out_the_seed_effect_and_use_scipy_quantiles():

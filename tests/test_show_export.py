@@ -223,6 +223,7 @@ def test_schema_is_shipped_and_required_keys_are_written(exported):
     doc = json.loads(paths["json"].read_text())
     assert set(s["required"]) <= set(doc)
     assert all(set(s["properties"]["family"]["items"]["required"]) <= set(row) for row in doc["family"])
+    assert doc["verdict"] and set(doc["verdict"]) <= set(s["properties"]["verdict"]["properties"])  # each key documented
 
 
 def test_python_snippet_runs_alone_with_the_same_numbers(exported, capsys):

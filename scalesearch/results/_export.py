@@ -117,6 +117,8 @@ def verdict_document(study: optuna.Study) -> dict[str, Any] | None:
             "confidence_set": [list(c) for c in v.tied], "set_networks": v.networks, "level": LEVEL,
             "tied_at_phi1": [list(c) for c in v.tied], "reason": v.reason, "boundary": list(v.boundary),
             "seeds_needed": None if v.seeds_needed is None or v.seeds_needed == float("inf") else int(v.seeds_needed),
+            "training_s_needed": None if v.seconds_needed is None or v.seconds_needed == float("inf")
+            else round(v.seconds_needed),
             "model": {"form": s.form, "noise_sd": _num(s.sigma), "network_sd": _num(s.tau),
                       "lack_of_fit_p": _num(s.lack_of_fit), "features": list(FEATURES),
                       "fitted_spread": _num(s.table["fit"].max() - s.table["fit"].min())}}

@@ -169,6 +169,7 @@ class Verdict:
     seeds_needed: float | None = None  # seeds per network at which the leader would stand alone (inf: no gap)
     boundary: list[str] = field(default_factory=list)  # where the winner or its set touches the space's edge
     networks: int = 0  # distinct networks in the 95% set
+    seconds_needed: float | None = None  # training those seeds would add for the leader and the runner-up alone
 
     @property
     def words(self) -> str:
@@ -205,14 +206,37 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
     elif math.isnan(s.sigma):
         problems.append("no noise estimate")
     needed = s.seeds_to_resolve() if len(in_set) > 1 and s.dof and not math.isnan(s.sigma) else None
+    more = None if needed is None else training_needed(trials, s, needed)
     if needed is not None:
         problems.append(f"about {_count(needed)} paired seeds each (now {s.table['seeds'].iloc[0]} and "
-                        f"{s.table['seeds'].iloc[1]}) would separate the leader from the runner-up")
+                        f"{s.table['seeds'].iloc[1]}) would separate the leader from the runner-up" + (
+                            f": at least {_duration(more)} more of training for those two at the pace their runs "
+                            "took (the same command with more --time resumes)" if more and math.isfinite(more) else ""))
     edge = boundary(winner, tied, ranges)
     reason = "; ".join(problems) if problems else (
         f"the only network in the 95% set{' after φ = 2 split its twins' if stage == 2 else ''}, held on a second "
         f"seed and clear of the runner-up on their own seeds ({_fit_words(s)})")
-    return Verdict(winner, float(s.table["p_best"].iloc[0]), stage, tied, not problems, reason, needed, edge, len(in_set))
+    return Verdict(winner, float(s.table["p_best"].iloc[0]), stage, tied, not problems, reason, needed, edge, len(in_set),
+                   more)
+
+
+def training_needed(trials: pd.DataFrame, s: surface.Surface, seeds: float) -> float | None:
+    """Training seconds that `seeds` paired seeds each would add for the leader and the runner-up, at the mean time
+    of their own timed trials (None without timings; inf without a gap). A lower bound on the run's time: its
+    rounds also spend seeds on the rest of the set and the surface."""
+    if math.isinf(seeds):
+        return math.inf
+    done = trials[(trials["phi"] == 1) & (trials["state"] == "COMPLETE")]
+    if "seconds" not in done:
+        return None
+    keys = pd.Series([network_id(r) for r in done.itertuples()], index=done.index)
+    total = 0.0
+    for key in s.table.index[:2]:
+        timed = done.loc[(keys == key) & (done["seconds"] > 0), "seconds"]
+        if timed.empty:
+            return None
+        total += max(0, seeds - int(s.table.loc[key, "seeds"])) * float(timed.mean())
+    return total
 
 
 def _untrained(trials: pd.DataFrame) -> int:
@@ -300,6 +324,11 @@ def _fit_words(s: surface.Surface) -> str:
         return "lack of fit not testable"
     misses = "misses structure, so each network's own seeds count" if s.lack_of_fit < 1 - surface.LEVEL else "fits"
     return f"the linear surface {misses}: lack-of-fit p = {s.lack_of_fit:.2f}"
+
+
+def _duration(seconds: float) -> str:
+    """`seconds` in words: minutes below two hours, hours above."""
+    return f"{max(1, round(seconds / 60))} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _count(n: float) -> str:
