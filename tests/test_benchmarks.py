@@ -62,3 +62,6 @@ def test_the_allocation_simulation_runs_the_race_on_the_default_grid_within_its_
         assert spent <= 30 and len(fit.table) == 19 and verdict is not None
     fit, _, spent = allocation.simulate(cands, true, np.random.default_rng(1), "uniform", budget=38)
     assert spent == 38 and set(fit.table["seeds"]) == {2}  # every network once more, nothing else
+    row = allocation.replicate(cands, 0, "uniform", 38, 1.0)
+    assert 0 < row["winner's P(best)"] <= 1 and row["winner is the true best"] in (0, 0.5, 1)
+    assert 1 <= row["set size"] <= 19 and row["trainings"] == 38
