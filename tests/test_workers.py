@@ -118,11 +118,13 @@ def alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_workers_die_with_a_killed_supervisor(tmp_path: Path) -> None:
     """SIGKILL to `run --workers 2`: its workers get SIGTERM from the kernel, put their candidates back and exit."""
+    # Long trials (they are never finished): under load the second worker can take many seconds to start, and
+    # short ones let the first finish the whole grid before then, leaving no trial running to interrupt.
     (tmp_path / "space.toml").write_text(SPACE)
     results = tmp_path / "results"
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "scalesearch.cli", "run", "--base", "tiny-mbconv", "--space", tmp_path / "space.toml",
-         "--data", "synthetic:512", "--train", "512", "--epochs", "4", "--device", "cpu", "--study", "orphans",
+         "--data", "synthetic:512", "--train", "512", "--epochs", "400", "--device", "cpu", "--study", "orphans",
          "--results-dir", results, "--workers", "2"],
         cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"sqlite:///{results / 'orphans' / 'study.db'}"
