@@ -19,6 +19,7 @@ true best (equal on average when P(best) is calibrated), the set's size, and the
 
     .venv/bin/python -m benchmarks --only allocation [--quick]
     .venv/bin/python -m benchmarks.allocation --rules shipped --trainings 35 90 --tilt 0.7   # some rows
+    .venv/bin/python -m benchmarks.allocation --rules shipped --trainings 40 --tilt 0.7 --tau 0.015  # another truth
 """
 from __future__ import annotations
 
@@ -152,5 +153,7 @@ if __name__ == "__main__":
     parser.add_argument("--trainings", nargs="+", type=int, default=[TRAININGS])
     parser.add_argument("--tilt", nargs="+", type=float, default=[1.0, 0.7])
     parser.add_argument("--reps", type=int, default=16)
+    parser.add_argument("--tau", type=float, default=TAU, help="the networks' departures from the plane, sd in nats")
     args = parser.parse_args()
+    TAU = args.tau
     print(run(reps=args.reps, settings=tuple(itertools.product(args.trainings, args.tilt)), rules=tuple(args.rules)))

@@ -20,12 +20,15 @@ all of them estimates each one far better than its own few seeds could. The mode
 Replicated networks also allow the lack-of-fit test (statsmodels' F-test of the linear surface
 against one mean per network, seeds in both): ``Surface.lack_of_fit`` is its p-value.
 
-Every network gets a fitted score (surface + its predicted departure, by REML), a standard error, and a
-probability of being best from parametric draws of the fit; the 95% set holds the networks
-that together carry 95% of that probability: the candidates that could be best. The mixed fit's
-draws do not take τ² (nor σ²) as known: with a few seeds per network its estimate often falls to 0,
-which would make the surface exact and the set too small, so they are spread over fiducial quantiles
-of τ²/σ² from the lack-of-fit F-test and of σ² from the replicates (``_tau2_quantiles``).
+Every network gets a fitted score (its posterior mean: surface + its predicted departure), a standard
+error, and a probability of being best from draws of the fit; the 95% set holds the networks that
+together carry 95% of that probability: the candidates that could be best. The mixed fit's draws do not
+take τ² (nor σ²) as known: with a few seeds per network its REML estimate often falls to 0, which would
+make the surface exact and the set too small, and a leader's P(best) too high. So τ²/σ² gets a posterior
+on a grid, from statsmodels' restricted likelihood and the uniform-shrinkage prior, σ² its scaled
+inverse-χ² given the ratio, and the surface and the departures their joint normal given both
+(``_ratio_posterior``, ``_draws``): the standard Bayesian treatment of a one-way random effect, whose
+stated P(best) matches how often the leader is the true best in ``benchmarks/allocation.py``.
 
 Higher scores are better (the search negates losses).
 
@@ -58,7 +61,8 @@ FORMS = ("means", "linear", "quadratic", "mixed")
 LEVEL = 0.95
 MIN_SPREAD = 0.15  # a feature direction thinner than this fraction of the widest is not fitted
 DRAWS = 4000
-TAU_QUANTILES = 8  # the mixed fit's draws spread over this many (τ², σ²) quantile pairs
+RATIO_GRID = 32  # points of the τ²/σ² posterior the mixed fit's draws spread over
+TAIL = 1e-3  # posterior mass of the least likely grid points left out (each point costs a GLS fit)
 
 
 def t_quantile(dof: float, level: float = LEVEL) -> float:
@@ -123,21 +127,20 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
     form = _feasible_form(form, len(nets), counts)
     X, P = _designs(obs, nets, seeds, form)
     y = obs["score"].to_numpy(float)
-    beta, cov, sigma2, tau2, u, dof = _estimate(y, X, obs["key"].to_numpy(), form, nets.index)
-    fitted = P @ beta + u
+    beta, cov, sigma2, tau2, dof, model = _estimate(y, X, obs["key"].to_numpy(), form)
     test = _lack_of_fit_test(obs, nets, seeds)
     rng = np.random.default_rng(seed)
-    spreads = _tau2_quantiles(test, counts) if form == "mixed" and test else None
-    if spreads:  # τ² and σ² are uncertain too: draw from the fit at each of their fiducial quantiles in turn
-        sample = np.vstack([_draws(y, X, P, obs["key"].to_numpy(), nets.index, counts, t2, s2, draws // len(spreads), rng)
-                            for t2, s2 in spreads])
+    if form == "mixed":  # τ² and σ² are uncertain too: draw over their posterior
+        ratios, weights = _ratio_posterior(model, counts)
+        Z = (obs["key"].to_numpy()[:, None] == nets.index.to_numpy()[None, :]).astype(float)
+        parts = [(w, *_draws(y, X, P, Z, counts, r, n, rng))
+                 for r, w, n in zip(ratios, weights, rng.multinomial(draws, weights))]
+        sample = np.vstack([d for _, d, _ in parts])
+        fitted = sum(w * mean for w, _, mean in parts)  # the posterior mean, exactly: the grid's weights, not the draws'
         se = sample.std(axis=0)
     else:
-        v = _departure_var(tau2, sigma2, counts)
-        se = np.sqrt(np.einsum("ij,jk,ik->i", P, cov, P) + v)
+        fitted, se = P @ beta, np.sqrt(np.einsum("ij,jk,ik->i", P, cov, P))
         sample = rng.multivariate_normal(beta, cov, size=draws, method="eigh") @ P.T
-        if tau2 > 0:
-            sample += u + rng.standard_normal(sample.shape) * np.sqrt(v)
     table = pd.DataFrame({"fit": fitted, "se": se, "seeds": counts.to_numpy(), "mean": _cell_means(obs, nets.index)},
                          index=nets.index)
     # Without a noise estimate nothing can be excluded: every network stays in the set, with no P(best).
@@ -174,49 +177,50 @@ def _lack_of_fit_test(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list):
     return full, linear
 
 
-def _tau2_quantiles(test, counts: pd.Series, count: int = TAU_QUANTILES) -> list:
-    """[(τ², σ²)] at `count` evenly spaced fiducial quantiles of τ²/σ² and of σ², from the lack-of-fit `test`
-    and the networks' seed `counts`.
+def _ratio_posterior(model, counts: pd.Series, size: int = RATIO_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """(τ²/σ² at `size` grid points, their posterior weights) from the fitted statsmodels MixedLM `model`.
 
-    The networks' mean square about the linear surface estimates σ² + n₀·τ² (n₀: seeds per network, the
-    usual average for unequal counts) and the replicates' mean square estimates σ², so the lack-of-fit F
-    over (1 + n₀·τ²/σ²) follows an F distribution; inverting it at quantile q gives τ²/σ² (0 where F is below
-    that quantile). The replicates' mean square gives σ² through its χ² quantiles. A REML estimate alone often
-    lands on τ² = 0 with few replicates, which makes every network an exact point of the plane and the 95%
-    set too small (README, Soundness); drawing over these quantiles carries that uncertainty into P(best).
+    The REML log-likelihood with the fixed effects and σ² profiled out is, up to a constant, the log of
+    the ratio's marginal posterior under flat priors on the fixed effects and on log σ². The prior on the
+    ratio r is the uniform-shrinkage one: a network's shrinkage s = 1 / (1 + n₀·r) towards the surface is
+    uniform on (0, 1) (n₀: the mean seeds per network), proper and uninformative about how far networks
+    depart from the surface. The grid is the midpoints of s, so each point carries equal prior mass.
     """
-    from scipy import stats
+    from statsmodels.regression.mixed_linear_model import MixedLMParams
 
-    full, linear = test
-    f, _, df1 = full.compare_f_test(linear)
-    df2 = full.df_resid
-    n = counts.to_numpy(float)
-    n0 = (n.sum() - (n**2).sum() / n.sum()) / (len(n) - 1)
-    qs = (np.arange(count) + 0.5) / count
-    ratios = [max(0.0, f / float(stats.f.ppf(q, df1, df2)) - 1) / n0 for q in qs]  # τ²/σ², the F-test's pivot
-    # σ² is estimated too (from df2 replicates): its own fiducial quantiles, paired with the ratio's in a fixed
-    # shuffled order so that the two spread independently.
-    sigma2 = [full.scale * df2 / float(stats.chi2.ppf(q, df2)) for q in qs[np.random.default_rng(count).permutation(count)]]
-    return [(r * s2, s2) for r, s2 in zip(ratios, sigma2)]
+    s = (np.arange(size) + 0.5) / size
+    ratios = (1 / s - 1) / float(counts.mean())
+    loglike = np.array([model.loglike(MixedLMParams.from_components(cov_re=np.array([[r]])), profile_fe=True)
+                        for r in ratios])
+    if not np.isfinite(loglike).any():  # no usable likelihood: the prior alone, every ratio alike
+        return ratios, np.full(size, 1 / size)
+    weights = np.exp(np.where(np.isfinite(loglike), loglike - loglike[np.isfinite(loglike)].max(), -np.inf))
+    order = np.argsort(weights)[::-1]
+    kept = order[: np.searchsorted(np.cumsum(weights[order]) / weights.sum(), 1 - TAIL) + 1]
+    return ratios[kept], weights[kept] / weights[kept].sum()
 
 
-def _draws(y, X, P, groups, keys, counts, tau2: float, sigma2: float, size: int, rng) -> np.ndarray:
-    """`size` draws of every network's score from the linear surface + departures with τ² and σ² given:
-    the surface by generalised least squares (statsmodels GLS), each departure its prediction and spread."""
+def _draws(y, X, P, Z, counts: pd.Series, ratio: float, size: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(`size` draws of every network's score, their mean) from the surface + departures given τ²/σ² = `ratio`.
+
+    The surface by generalised least squares (statsmodels GLS, covariance V = I + ratio·ZZ' in units of σ²);
+    σ² from its scaled inverse-χ² posterior (the GLS residuals' sum of squares over a χ² with their degrees of
+    freedom); then the coefficients and each network's departure jointly normal given σ²: a departure's
+    conditional mean follows the drawn surface, its variance is σ² / (1/ratio + seeds)."""
     import statsmodels.api as sm
 
-    Z = (groups[:, None] == keys.to_numpy()[None, :]).astype(float)
-    V = sigma2 * np.eye(len(y)) + tau2 * Z @ Z.T
-    gls = sm.GLS(y, X, sigma=V).fit()
-    cov = _finite(np.asarray(gls.cov_params()) / gls.scale)  # V is the whole covariance: no rescaling by the residuals
-    u = tau2 * Z.T @ np.linalg.solve(V, y - X @ gls.params)
-    return (rng.multivariate_normal(gls.params, cov, size=size, method="eigh") @ P.T + u
-            + rng.standard_normal((size, len(keys))) * np.sqrt(_departure_var(tau2, sigma2, counts)))
-
-
-def _departure_var(tau2: float, sigma2: float, counts: pd.Series) -> np.ndarray:
-    """Each network's variance about its predicted departure, given its seeds (0 without departures)."""
-    return np.zeros(len(counts)) if tau2 <= 0 else 1 / (1 / tau2 + counts.to_numpy(float) / sigma2)
+    gls = sm.GLS(y, X, sigma=np.eye(len(y)) + ratio * Z @ Z.T).fit()
+    beta, cov = np.asarray(gls.params), _finite(gls.normalized_cov_params)
+    precision = 1 / ratio + counts.to_numpy(float)  # of a departure given the surface, in units of 1/σ²
+    shrink = lambda resid: resid.T @ Z / precision  # a departure's conditional mean: its residuals' sum, shrunk
+    mean = P @ beta + shrink(y - X @ beta)
+    if not size:
+        return np.empty((0, len(mean))), mean
+    sigma2 = gls.ssr / rng.chisquare(gls.df_resid, size) if gls.df_resid > 0 else np.full(size, gls.scale)
+    scale = np.sqrt(sigma2)[:, None]
+    coefs = beta + scale * rng.multivariate_normal(np.zeros(len(beta)), cov, size=size, method="eigh")
+    departures = shrink(y[:, None] - X @ coefs.T)
+    return coefs @ P.T + departures + scale / np.sqrt(precision) * rng.standard_normal((size, len(mean))), mean
 
 
 def _slopes(coef: np.ndarray, nets: pd.DataFrame) -> dict[str, float]:
@@ -275,27 +279,26 @@ def _directions(nets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return (x - x.mean(axis=0)) @ keep.T, keep
 
 
-def _estimate(y, X, groups, form, keys) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray, int]:
-    """(coefficients, their covariance, noise variance, τ², each network's predicted departure, dof)."""
+def _estimate(y, X, groups, form) -> tuple[np.ndarray, np.ndarray, float, float, int, object]:
+    """(coefficients, their covariance, noise variance, τ², dof, the fitted statsmodels MixedLM or None for the
+    other forms): the point estimates, by least squares or REML."""
     import statsmodels.api as sm
     from statsmodels.regression.mixed_linear_model import MixedLM
 
     ols = sm.OLS(y, X).fit()
     dof = int(ols.df_resid)
-    no_u = np.zeros(len(keys))
     if form != "mixed":
         sigma2 = float(ols.scale) if dof > 0 else math.nan
         cov = ols.cov_params() if dof > 0 else np.diag(np.full(X.shape[1], np.inf))
-        return ols.params, _finite(cov), sigma2, 0.0, no_u, dof
+        return ols.params, _finite(cov), sigma2, 0.0, dof, None
     sd = float(np.std(y)) or 1.0  # the optimiser works on unit scale; scores may be hundredths apart
     with warnings.catch_warnings():  # a τ² on the boundary (0) is a valid answer, not a failure
         warnings.simplefilter("ignore")
         m = MixedLM(y / sd, X, groups=groups).fit(reml=True, method=["powell", "nm"])
     k = X.shape[1]
     tau2 = float(np.asarray(m.cov_re)[0, 0]) * sd**2
-    u = np.array([float(np.asarray(m.random_effects.get(g, [0.0]))[0]) for g in keys]) * sd
     cov = np.asarray(m.cov_params())[:k, :k] * sd**2
-    return np.asarray(m.fe_params) * sd, _finite(cov), float(m.scale) * sd**2, tau2, u, dof
+    return np.asarray(m.fe_params) * sd, _finite(cov), float(m.scale) * sd**2, tau2, dof, m.model
 
 
 def _finite(cov: np.ndarray) -> np.ndarray:
