@@ -27,8 +27,8 @@ take τ² (nor σ²) as known: with a few seeds per network its REML estimate of
 make the surface exact and the set too small, and a leader's P(best) too high. So τ²/σ² gets a posterior
 on a grid, from statsmodels' restricted likelihood and the uniform-shrinkage prior, σ² its scaled
 inverse-χ² given the ratio, and the surface and the departures their joint normal given both
-(``_ratio_posterior``, ``_draws``): the standard Bayesian treatment of a one-way random effect, whose
-stated P(best) matches how often the leader is the true best in ``benchmarks/allocation.py``.
+(``_ratio_posterior``, ``_draws``): the standard Bayesian treatment of a one-way random effect. Its stated
+P(best) is checked against how often the leader is the true best in ``benchmarks/allocation.py`` (README, Soundness).
 
 Higher scores are better (the search negates losses).
 
