@@ -280,8 +280,9 @@ def _directions(nets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _estimate(y, X, groups, form) -> tuple[np.ndarray, np.ndarray, float, float, int, object]:
-    """(coefficients, their covariance, noise variance, τ², dof, the fitted statsmodels MixedLM or None for the
-    other forms): the point estimates, by least squares or REML."""
+    """(coefficients, their covariance, noise variance, τ², dof, the fitted statsmodels MixedLM): the point
+    estimates, by least squares or REML. The least-squares forms give no model; the mixed form no covariance,
+    since its draws (:func:`_draws`) carry the coefficients' uncertainty over τ²'s posterior."""
     import statsmodels.api as sm
     from statsmodels.regression.mixed_linear_model import MixedLM
 
@@ -295,10 +296,8 @@ def _estimate(y, X, groups, form) -> tuple[np.ndarray, np.ndarray, float, float,
     with warnings.catch_warnings():  # a τ² on the boundary (0) is a valid answer, not a failure
         warnings.simplefilter("ignore")
         m = MixedLM(y / sd, X, groups=groups).fit(reml=True, method=["powell", "nm"])
-    k = X.shape[1]
     tau2 = float(np.asarray(m.cov_re)[0, 0]) * sd**2
-    cov = np.asarray(m.cov_params())[:k, :k] * sd**2
-    return np.asarray(m.fe_params) * sd, _finite(cov), float(m.scale) * sd**2, tau2, dof, m.model
+    return np.asarray(m.fe_params) * sd, None, float(m.scale) * sd**2, tau2, dof, m.model
 
 
 def _finite(cov: np.ndarray) -> np.ndarray:
