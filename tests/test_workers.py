@@ -3,6 +3,8 @@ stop with their supervisor (killed, or out of storage)."""
 from __future__ import annotations
 
 import collections
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from cli_helpers import assert_user_error, run_cli, tiny_space
+from scalesearch.proxy import _train as proxy
 from scalesearch.search import _pool as workers
 from scalesearch import search
 from scalesearch.results import read_trial
@@ -72,6 +75,33 @@ def test_grid_queued_twice_is_trained_once(options) -> None:
     stood_aside = [t for t in study.get_trials() if t.user_attrs.get("unqueued")]
     assert len(stood_aside) == len(feasible) and all(t.state == TrialState.PRUNED for t in stood_aside)
     assert search.progress_counts(plan, study) == (len(feasible), len(feasible))
+
+
+def test_sigterm_stops_training_even_when_the_handler_runs_in_a_finalizer(options, monkeypatch) -> None:
+    """Python may run a signal handler inside a weakref callback or __del__, which swallows what the handler
+    raises; the worker must still stop at its next step, not train its candidate to the end."""
+    real_train, calls = proxy.train, []
+
+    def train(*a, on_step, **k):
+        calls.append(1)
+
+        def step(i: int, n: int) -> None:
+            if i == 1:
+                try:  # as in a finalizer: whatever the handler raises goes nowhere
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    sum(range(1000))  # bytecodes, at whose boundaries the handler runs
+                except BaseException:
+                    pass
+            on_step(i, n)
+        return real_train(*a, on_step=step, **k)
+
+    monkeypatch.setattr(proxy, "train", train)
+    plan, study = search.start(options)
+    with pytest.raises(KeyboardInterrupt):
+        Worker(plan, study, pick_device("cpu")).work()
+    (stopped,) = study.get_trials(states=(TrialState.FAIL,))
+    assert stopped.user_attrs["fail_reason"] == "interrupted" and len(calls) == 1
+    assert not study.get_trials(states=(TrialState.COMPLETE, TrialState.RUNNING))
 
 
 def test_two_local_workers_on_sqlite(capsys, options) -> None:

@@ -57,7 +57,6 @@ class Worker:
         configure(self.device)
         self._data: dict[int, DeviceData] = {}
         self.stopping = threading.Event()  # Ctrl-C or SIGTERM seen
-        self.training = False  # inside the objective, where a stop may interrupt at once
 
     def data(self, seed: int) -> DeviceData:
         """Seed `seed`'s training subset (and the shared val images) on the device.
@@ -92,9 +91,10 @@ class Worker:
         """Run trials until the queue (grid) or the trial budget (other samplers) is used up.
 
         Ctrl-C (SIGINT) or SIGTERM stops at a safe point, then raises KeyboardInterrupt: in
-        the middle of a candidate, its trial is marked interrupted and the candidate queued
-        again; between candidates (Optuna taking or closing a trial, waiting for others)
-        the worker finishes that step first, so no trial is left RUNNING without a heartbeat.
+        the middle of a candidate, at its next training step, its trial is marked interrupted
+        and the candidate queued again; between candidates (Optuna taking or closing a trial,
+        waiting for others) the worker finishes that step first, so no trial is left RUNNING
+        without a heartbeat.
         """
         # Ctrl-C is no error: keep Optuna's "trial failed" warning and its traceback off the screen.
         # A failed candidate is reported once by the progress (its reason); Optuna's NaN warning would repeat it.
@@ -113,11 +113,11 @@ class Worker:
 
     @contextlib.contextmanager
     def _stop_safely(self) -> Iterator[None]:
+        # The handler only raises a flag, which the training loop checks each step: an exception raised in
+        # the handler itself could land in a database write, or in a finalizer that swallows it, and the
+        # worker would then train on to the end of its candidate.
         def on_signal(signum: int, frame: Any) -> None:
             self.stopping.set()
-            if self.training:
-                self.training = False
-                raise KeyboardInterrupt
 
         if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
             yield
@@ -172,18 +172,14 @@ class Worker:
     def _objective(self, trial: optuna.Trial) -> float:
         """Evaluate one candidate; on a stop, mark the trial interrupted and queue the candidate again."""
         try:
-            self.training = True
             if self.stopping.is_set():  # the stop came while Optuna was handing out this trial
                 raise KeyboardInterrupt
             return self._evaluate(trial)
-        except KeyboardInterrupt:
-            self.training = False
+        except KeyboardInterrupt:  # from _step, or Ctrl-C in a thread without the handler
             self.stopping.set()
             self._put_back(trial, "interrupted")
             self.progress.finished("interrupted", None)
             raise
-        finally:
-            self.training = False
 
     def _evaluate(self, trial: optuna.Trial) -> float:
         plan, space = self.plan, self.plan.space
@@ -261,9 +257,12 @@ class Worker:
         return score(r.final_acc, r.val_loss[-1])
 
     def _step(self, step: int, steps: int) -> None:
-        """Progress, and the budget's hard edge: a trial that the host's pace let start but that a slowdown
-        (another job taking the cores) drags past the time left stops here, not after the budget."""
+        """Progress, a stop asked for by Ctrl-C or SIGTERM, and the budget's hard edge: a trial that the host's
+        pace let start but that a slowdown (another job taking the cores) drags past the time left stops here,
+        not after the budget."""
         self.progress.step(step, steps)
+        if self.stopping.is_set():
+            raise KeyboardInterrupt
         if self.budget is not None and self.budget.limited and self.budget.left() < 0:
             raise _OutOfTime
 
