@@ -105,6 +105,15 @@ def test_show_table_ranks_both_candidates_with_intervals(capsys, study):
     assert "diverged" not in r.out  # failed candidates only with --all
 
 
+def test_show_says_where_the_answer_sits_as_the_run_and_the_export_do(capsys, study):
+    """β and γ are fixed in this space, so the winner sits on their edges: `show` repeats the boundary notes."""
+    notes = json.loads(show(capsys, study, "--format", "json").out)["verdict"]["boundary"]
+    assert notes and "beta.max" in notes[0]
+    for fmt in ("table", "markdown"):
+        text = " ".join(show(capsys, study, "--format", fmt).out.split())
+        assert all(" ".join(n.split()) in text for n in notes), (fmt, text[-600:])
+
+
 def test_show_csv_matches_the_trials(capsys, study):
     r = show(capsys, study, "--format", "csv")
     df = pd.read_csv(io.StringIO(r.out))

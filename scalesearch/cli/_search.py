@@ -107,9 +107,10 @@ def show(
         return show_comparison(st, fmt)
     trials = results.trials_frame(st)
     ranked = results.sort_ranking(results.ranking(trials, include_all=show_all), sort)
-    v, candidates = stats.verdict(trials), int((ranked["seeds"] > 0).sum()) if len(ranked) else 0
-    ranked = ranked.head(top) if top else ranked
     config = st.user_attrs["config"]
+    v = stats.verdict(trials, stats.space_ranges(config))  # with the boundary notes, as the run printed them
+    candidates = int((ranked["seeds"] > 0).sum()) if len(ranked) else 0
+    ranked = ranked.head(top) if top else ranked
     epochs, val_images = config.get("proxy", {}).get("epochs", "?"), config.get("data", {}).get("val")
     title = f"Ranking: {st.study_name} ({epochs} proxy epochs, φ = 1; study in {search.redact(url)})"
     if fmt == "csv":
