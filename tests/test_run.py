@@ -311,14 +311,15 @@ def test_an_average_of_the_weights_is_what_gets_scored() -> None:
 
 def test_compile_trains_the_same_network_through_torch_compile() -> None:
     data = DeviceData(load_data("synthetic:256"), pick_device("cpu"))
-    spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=2, batch_size=32)
+    # One block per stage: the compile path is under test, not the network, and inductor's time grows with the graph.
+    spec, settings = scale(load_base("tiny-mbconv"), depth=0.5), ProxySettings(epochs=2, batch_size=32)
     eager = proxy.train(spec, data, settings, 16, seed=3)
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     compiled = proxy.train(spec, data, settings, 16, seed=3, compile=True)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
-    # Same seed, same network, only the kernels' rounding differs: final val loss measured 0.037 apart,
-    # where seed 4 instead of 3 moves it by 0.24.
+    # Same seed, same network, only the kernels' rounding differs: final val loss measured 0.016 apart,
+    # where seed 4 instead of 3 moves it by 0.26.
     assert compiled.val_loss[-1] == pytest.approx(eager.val_loss[-1], abs=0.08)
 
 
