@@ -59,7 +59,7 @@ def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | Non
         done.write_text(json.dumps({"seconds": seconds}))
     trials = results.trials_frame(study)
     ranked = results.ranking(trials)
-    v = race.verdict(trials, race.space_ranges(study.user_attrs["config"]))
+    v = results.study_verdict(study, trials)
     console.log(f"seed {seed}: {len(ranked)} ranked, set of {v.networks} networks, {seconds:.0f} s")
     return {"seed": seed, "time": budget or "default", "seconds": seconds, "ranked": ranked, "verdict": v, "trained": int((trials["seconds"] > 0).sum()),
             "fit": race.fit(trials)}

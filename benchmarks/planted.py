@@ -86,7 +86,7 @@ def search_folder(root: Path, out: Path, quick: bool, device: str) -> tuple[pd.D
     start = time.monotonic()
     plan, study = search.execute(options, started=start)
     trials = results.trials_frame(study)
-    return trials, race.verdict(trials, race.space_ranges(study.user_attrs["config"])), time.monotonic() - start
+    return trials, results.study_verdict(study, trials), time.monotonic() - start
 
 
 def contenders(trials: pd.DataFrame, verdict: race.Verdict) -> dict[str, Candidate]:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .. import comparison, results, search, stats
+from .. import comparison, results, search
 from ..results import RANKING_HEADERS, markdown_ranking, pct, ranking_caption, ranking_cells, verdict_line
 from ..search import Progress, RichProgress, inputs
 from ._comparison import show_comparison
@@ -107,19 +107,19 @@ def show(
         return show_comparison(st, fmt)
     trials = results.trials_frame(st)
     ranked = results.sort_ranking(results.ranking(trials, include_all=show_all), sort)
-    config = st.user_attrs["config"]
-    v = stats.verdict(trials, stats.space_ranges(config))  # with the boundary notes, as the run printed them
     candidates = int((ranked["seeds"] > 0).sum()) if len(ranked) else 0
     ranked = ranked.head(top) if top else ranked
+    config = st.user_attrs["config"]
     epochs, val_images = config.get("proxy", {}).get("epochs", "?"), config.get("data", {}).get("val")
     title = f"Ranking: {st.study_name} ({epochs} proxy epochs, φ = 1; study in {search.redact(url)})"
     if fmt == "csv":
         sys.stdout.write(ranked.to_csv(index=False))
     elif fmt == "json":
         doc = results.ranking_document(st.study_name, search.redact(url), epochs, val_images, ranked,
-                                      results.verdict_document(st), results.constraint_summary(config))
+                                      results.verdict_document(st, trials), results.constraint_summary(config))
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
+        v = results.study_verdict(st, trials)  # with the boundary notes, as the run printed them
         lines = ([verdict_line(v, candidates)] if v else []) + [results.constraint_line(config)]
         if fmt == "markdown":
             sys.stdout.write(markdown_ranking(ranked, title, val_images) + "".join(f"\n{line}\n" for line in lines))

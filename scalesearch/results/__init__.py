@@ -8,7 +8,7 @@ from ._export import (choose_format, coefficients_document, export_study, json_t
 from ._extrapolate import (boundary_warnings, official_family, proxy_fit, scaling_fit, top_candidates, transfer_check,
                            with_official)
 from ._family import RESOLUTION_MULTIPLE, SCHEMA_VERSION, Family, family_table, load_family, member, parse_phis
-from ._ranking import ranking, sort_ranking, study_winner, trials_frame, winner, write_set, write_tables
+from ._ranking import ranking, sort_ranking, study_verdict, study_winner, trials_frame, winner, write_set, write_tables
 from ._record import COMPARISON, CURVES, FIELDS, is_comparison, read as read_trial
 from ._report import (RANKING_HEADERS, constraint_line, constraint_summary, markdown_ranking, mega, pct, ranking_caption,
                       ranking_cells, ranking_document, surface_line, verdict_line,
@@ -19,5 +19,5 @@ __all__ = ["COMPARISON", "CURVES", "FIELDS", "is_comparison", "Family", "RANKING
            "mega", "pct", "ranking_caption", "ranking_cells", "read_trial", "sort_ranking", "study_base", "surface_line",
            "verdict_document", "wide_table",
            "json_text", "load_family", "markdown_ranking", "member", "official_family", "parse_phis", "proxy_fit",
-           "python_snippet", "ranking", "ranking_document", "render", "scaling_fit", "study_winner", "top_candidates",
+           "python_snippet", "ranking", "ranking_document", "render", "scaling_fit", "study_verdict", "study_winner", "top_candidates",
            "transfer_check", "trials_frame", "verdict_line", "winner", "with_official", "write_set", "write_tables"]

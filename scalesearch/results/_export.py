@@ -28,11 +28,11 @@ from ..arch._cost import network_cost
 from ..errors import ScaleSearchError
 from ._family import FORMAT, RESOLUTION_MULTIPLE, SCHEMA_VERSION, family_table, member
 from ..files import write_text
-from ..stats._race import fit as race_fit, space_ranges, verdict
+from ..stats._race import fit as race_fit
 from ..stats._surface import FEATURES, LEVEL
 from ._record import is_comparison
 from ._report import constraint_summary
-from ._ranking import has_intervals, trials_frame
+from ._ranking import has_intervals, study_verdict, trials_frame
 
 if TYPE_CHECKING:
     import optuna
@@ -106,10 +106,10 @@ def _with_family_latency(doc: dict[str, Any], study: optuna.Study) -> None:
                                    "latency_ratio": "latency_s / φ = 0's"}
 
 
-def verdict_document(study: optuna.Study) -> dict[str, Any] | None:
+def verdict_document(study: optuna.Study, trials: pd.DataFrame | None = None) -> dict[str, Any] | None:
     """How far the evidence carries the winner (:func:`scalesearch.stats.verdict`); None for older studies."""
-    trials = trials_frame(study)
-    v = verdict(trials, space_ranges(study.user_attrs.get("config")))
+    trials = trials_frame(study) if trials is None else trials
+    v = study_verdict(study, trials)
     if v is None:
         return None
     s = race_fit(trials)

@@ -31,9 +31,8 @@ import pandas as pd
 
 from ..arch._spec import PRESETS, BaseNetwork, load_base, scale
 from ..arch._cost import network_cost
-from ..stats._race import space_ranges, verdict
 from ..stats._surface import t_quantile
-from ._ranking import ranking
+from ._ranking import ranking, study_verdict
 from ..space._candidates import Candidate, assess
 
 OFFICIAL = [f"b{k}" for k in range(8)]
@@ -165,7 +164,7 @@ def proxy_fit(config: dict, base: BaseNetwork, trials: pd.DataFrame, w: pd.Serie
 
 def boundary_warnings(study, trials: pd.DataFrame) -> list[str]:
     """Where the study's winner, whose family this is, sits on an edge of its search space (see race.boundary)."""
-    v = verdict(trials, space_ranges(study.user_attrs.get("config")))
+    v = study_verdict(study, trials)
     return [f"this family comes from a point on the space's boundary: {b}" for b in (v.boundary if v else [])]
 
 

@@ -191,6 +191,13 @@ def study_winner(study: optuna.Study) -> tuple[pd.DataFrame, pd.Series]:
     return trials, w
 
 
+def study_verdict(study: optuna.Study, trials: pd.DataFrame | None = None) -> race.Verdict | None:
+    """The verdict on a study (:func:`scalesearch.stats.verdict`), with where it sits on the edges of the space it
+    recorded; `trials` when the caller already read them."""
+    trials = trials_frame(study) if trials is None else trials
+    return race.verdict(trials, race.space_ranges(study.user_attrs.get("config")))
+
+
 def sort_ranking(ranked: pd.DataFrame, sort: str) -> pd.DataFrame:
     """`ranked` ordered by COLUMN or COLUMN:desc; unranked and blank values last."""
     column, _, order = sort.partition(":")

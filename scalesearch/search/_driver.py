@@ -145,7 +145,7 @@ def finish(plan: Plan, study: optuna.Study, progress: Progress | None = None) ->
         _time_family(plan, study, ranked.iloc[0], progress or Progress())
     doc = export.coefficients_document(study, ranked, plan.base)
     results.write_set(plan.results_dir, trials, ranked, {"coefficients.json": export.json_text(doc)})
-    return SearchResult(plan, study, trials, ranked, race.verdict(trials, race.space_ranges(study.user_attrs["config"])), doc)
+    return SearchResult(plan, study, trials, ranked, results.study_verdict(study, trials), doc)
 
 
 def _time_family(plan: Plan, study: optuna.Study, w: pd.Series, progress: Progress) -> None:
