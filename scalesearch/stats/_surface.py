@@ -279,7 +279,7 @@ def _directions(nets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return (x - x.mean(axis=0)) @ keep.T, keep
 
 
-def _estimate(y, X, groups, form) -> tuple[np.ndarray, np.ndarray, float, float, int, object]:
+def _estimate(y, X, groups, form) -> tuple[np.ndarray, np.ndarray | None, float, float, int, object]:
     """(coefficients, their covariance, noise variance, τ², dof, the fitted statsmodels MixedLM): the point
     estimates, by least squares or REML. The least-squares forms give no model; the mixed form no covariance,
     since its draws (:func:`_draws`) carry the coefficients' uncertainty over τ²'s posterior."""
