@@ -10,6 +10,7 @@ wall time, winner and verdict.
 
     .venv/bin/python -m benchmarks --only calibration [--quick]
     .venv/bin/python -m benchmarks.calibration 11 12 13 14 15   # other seeds
+    .venv/bin/python -m benchmarks.calibration --workers 1 10 20   # in one process, as before the CPU default used cores
 
 Runs stay in ``bench-results/calibration/seed<N>/``; a finished run (its ``wall.json`` written) is read
 again, not resumed, so the tables re-render from the stored studies; delete the folder to run it afresh.
@@ -38,7 +39,9 @@ SEEDS = (1, 2, 3, 4)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | None = None) -> dict:
+def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | None = None, workers: int | None = None) -> dict:
+    """The default command on seed `seed`'s copy of the space, as `scalesearch run` trains it (one worker process
+    per core on the CPU unless `workers` says otherwise), or the stored run when it finished before."""
     space = Path(load_space("default").path).read_text().replace("\nseed = 0", f"\nseed = {seed}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"default-seed{seed}.toml"
@@ -46,23 +49,24 @@ def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | Non
     extra = {"train": 256, "val": 128, "epochs": 1, "time": "90s"} if quick else {}
     extra |= {"time": budget} if budget else {}
     where = folder / (f"seed{seed}" + (f"-{budget}" if budget else ""))
-    options = search.RunOptions(base="tiny-mbconv" if quick else "b0", space=str(path), device=device,
-                                data="synthetic:512" if quick else "embedded", results_dir=str(where), **extra)
     done = where / "wall.json"
     if done.exists():  # a finished run is read again, never resumed: a resume would train on for a fresh budget
         study, _ = search.load_recorded(results_dir=str(where))
-        seconds = json.loads(done.read_text())["seconds"]
+        wall = json.loads(done.read_text())
     else:
         start = time.monotonic()
-        plan, study = search.execute(options, started=start)
-        seconds = time.monotonic() - start
-        done.write_text(json.dumps({"seconds": seconds}))
+        result = search.run("tiny-mbconv" if quick else "b0", space=str(path), device=device, workers=workers,
+                            data="synthetic:512" if quick else "embedded", results_dir=str(where), **extra)
+        study = result.study
+        wall = {"seconds": time.monotonic() - start, "workers": workers or search.auto_workers(device)}
+        done.write_text(json.dumps(wall))
+    seconds = wall["seconds"]
     trials = results.trials_frame(study)
     ranked = results.ranking(trials)
     v = results.study_verdict(study, trials)
     console.log(f"seed {seed}: {len(ranked)} ranked, set of {v.networks} networks, {seconds:.0f} s")
     return {"seed": seed, "time": budget or "default", "seconds": seconds, "ranked": ranked, "verdict": v, "trained": int((trials["seconds"] > 0).sum()),
-            "fit": race.fit(trials)}
+            "fit": race.fit(trials), "workers": wall.get("workers", 1)}
 
 
 def _key(c) -> tuple[float, float, float]:
@@ -86,7 +90,7 @@ def pair_rows(runs: list[dict]) -> tuple[list, float]:
     return rows, sum(hits) / len(hits) if hits else float("nan")
 
 
-RUN_HEADERS = ["trials trained", "95% set (networks)", "winner (α, β, γ)", "P(best) %", "verdict", "on the boundary",
+RUN_HEADERS = ["workers", "trials trained", "95% set (networks)", "winner (α, β, γ)", "P(best) %", "verdict", "on the boundary",
                "surface", "linear lack of fit (p)", "networks' spread τ (nats)", "wall time (s)"]
 PAIR_HEADERS = ["runs", "common candidates", "Kendall τ-b (score_fit)", "same winner", "A's winner in B's set",
                 "B's winner in A's set"]
@@ -95,7 +99,7 @@ PAIR_HEADERS = ["runs", "common candidates", "Kendall τ-b (score_fit)", "same w
 def run_cells(r: dict) -> list:
     """One run's cells under RUN_HEADERS."""
     v, s = r["verdict"], r["fit"]
-    return [r["trained"], v.networks, "(" + ", ".join(f"{x:g}" for x in v.winner) + ")", f"{100 * v.p_best:.0f}",
+    return [r["workers"], r["trained"], v.networks, "(" + ", ".join(f"{x:g}" for x in v.winner) + ")", f"{100 * v.p_best:.0f}",
             v.words, "yes" if v.boundary else "no", s.form, f"{s.lack_of_fit:.3f}", f"{s.tau:.3f}", f"{r['seconds']:.0f}"]
 
 
@@ -114,10 +118,11 @@ def report(runs: list[dict], device: str, quick: bool) -> str:
                    device, body)
 
 
-def run(quick: bool = False, device: str = "cpu", seeds: tuple[int, ...] = SEEDS) -> str:
-    folder = Path("bench-results") / ("calibration-quick" if quick else "calibration")
+def run(quick: bool = False, device: str = "cpu", seeds: tuple[int, ...] = SEEDS, workers: int | None = None) -> str:
+    folder = Path("bench-results") / ("calibration-quick" if quick else "calibration") / (
+        f"workers{workers}" if workers else "")
     console.log(machine_line(device))
-    runs = [one_run(seed, folder, quick, device) for seed in seeds]
+    runs = [one_run(seed, folder, quick, device, workers=workers) for seed in seeds]
     return report(runs, device, quick)
 
 
@@ -132,10 +137,12 @@ def longer(seed: int, budget: str, device: str = "cpu") -> str:
                    table(["--time", *RUN_HEADERS], rows) + "\n\n" + table(PAIR_HEADERS, pair_rows(runs)[0]))
 
 
-if __name__ == "__main__":  # python -m benchmarks.calibration [SEED ...] | --time 1h SEED
-    if sys.argv[1:2] == ["--time"]:
-        print(longer(int(sys.argv[3]), sys.argv[2]))
+if __name__ == "__main__":  # python -m benchmarks.calibration [--workers N] [SEED ...] | --time 1h SEED
+    args = sys.argv[1:]
+    if args[:1] == ["--time"]:
+        print(longer(int(args[2]), args[1]))
     else:
-        print(run(seeds=tuple(int(s) for s in sys.argv[1:]) or SEEDS))
+        count = int(args[1]) if args[:1] == ["--workers"] else None
+        print(run(seeds=tuple(int(s) for s in args[2 if count else 0:]) or SEEDS, workers=count))
 
 __all__ = ["run", "report", "pair_rows", "longer"]

@@ -81,10 +81,8 @@ def texture_folder(root: Path, per_class: int, seed: int = 0, side: int = SIDE) 
 def search_folder(root: Path, out: Path, quick: bool, device: str) -> tuple[pd.DataFrame, race.Verdict, float]:
     """The main job on `root` (resumed when `out` holds it): its trials, verdict and wall time."""
     extra = {"train": 256, "val": 128, "epochs": 1, "time": "90s"} if quick else {}
-    options = search.RunOptions(base="tiny-mbconv" if quick else "b0", data=str(root), device=device,
-                                results_dir=str(out), **extra)
-    start = time.monotonic()
-    plan, study = search.execute(options, started=start)
+    start = time.monotonic()  # as `scalesearch run` trains it: one worker process per core on the CPU
+    study = search.run("tiny-mbconv" if quick else "b0", data=str(root), device=device, results_dir=str(out), **extra).study
     trials = results.trials_frame(study)
     return trials, results.study_verdict(study, trials), time.monotonic() - start
 

@@ -49,6 +49,53 @@ def test_slots_share_the_cores(monkeypatch) -> None:
     assert workers.slots(2, device="cpu")[0].threads == 1
 
 
+def test_a_run_not_told_starts_one_worker_per_core_on_the_cpu(monkeypatch) -> None:
+    monkeypatch.delenv(workers.WORKERS_ENV, raising=False)
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(2)), raising=False)
+    assert workers.auto_workers("cpu") == 2
+    assert workers.auto_workers("cpu", in_process=True) == 1  # a Dataset object lives in this process only
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert workers.auto_workers("cpu") == workers.MAX_AUTO_WORKERS
+    monkeypatch.setenv(workers.WORKERS_ENV, "3")
+    assert workers.auto_workers("cpu") == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(workers.WORKERS_ENV, bad)
+        with pytest.raises(ScaleSearchError, match=workers.WORKERS_ENV):
+            workers.auto_workers("cpu")
+
+
+def test_workers_share_the_runs_time_budget(monkeypatch) -> None:
+    """A worker process reads the run's budget back: the same end of training and the same start, so it prices
+    trials by the pace of every trial of this run."""
+    run_budget = search.TimeBudget(600, started=time.monotonic() - 100)
+    monkeypatch.setenv(search.BUDGET_ENV, run_budget.env()[search.BUDGET_ENV])
+    mine = search.TimeBudget.from_env()
+    assert abs(mine.left() - run_budget.left()) < 0.5 and abs(mine.elapsed() - 100) < 0.5
+    monkeypatch.delenv(search.BUDGET_ENV)
+    assert search.TimeBudget.from_env() is None and search.TimeBudget(0).env() == {}
+
+
+def test_a_round_is_laid_out_on_the_workers() -> None:
+    budget = search.TimeBudget(100, started=0.0, clock=lambda: 0.0, reserve_s=0.0, slots=2)
+    assert budget.take([("a", 60.0), ("b", 60.0), ("c", 30.0), ("d", 10.0), ("e", 50.0)]) == ["a", "b", "c", "d"]
+    assert budget.spent_out  # e would end at 120 s, on the lane that frees first (at 70 s)
+
+
+def test_a_pool_keeps_to_the_time_budget(capsys, tmp_path) -> None:
+    """Worker processes under a time budget: none starts a trial that would end after it, a trial caught by its
+    end stops, and the whole command ends in time with what is left queued for a resume."""
+    # The first round alone would take longer than the budget.
+    (tmp_path / "space.toml").write_text(SPACE.replace("max_seeds = 1", "max_seeds = 8").replace("epochs = 2", "epochs = 8")
+                                         .replace("train = 64", "train = 1024"))
+    start = time.monotonic()
+    r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--space", str(tmp_path / "space.toml"), "--data", "synthetic:1024",
+                "--device", "cpu", "--results-dir", str(tmp_path / "results"), "--workers", "2", "--time", "30s")
+    elapsed = time.monotonic() - start
+    assert r.code == 0, r.err
+    assert elapsed <= 30 * 1.1, elapsed  # the whole command, two worker processes started each round
+    assert "time budget spent" in r.err and "queued trials left untrained" in r.err, r.err
+
+
 @pytest.mark.parametrize("count,devices,fragment", [
     (0, None, "--workers"), (2, "cpu,cpu", "not both"), (1, ",", "--devices"), (1, "cuda:9", "cuda:9")])
 def test_bad_worker_layouts(count, devices, fragment) -> None:
@@ -118,8 +165,8 @@ def test_supervisor_that_loses_its_storage_stops_its_workers(capsys, options, mo
     started: list = []
     real_launch, real_counts, polls = workers.launch, search.progress_counts, []
 
-    def launch(plan, layout):
-        started.extend(real_launch(plan, layout))
+    def launch(plan, layout, budget=None):
+        started.extend(real_launch(plan, layout, budget))
         return started
 
     def counts(plan, study):  # the storage goes once the workers train (a Ctrl-C while Python starts is a traceback)

@@ -45,7 +45,9 @@ def compare_command(
                                               "(default: the study's, else sqlite in results/<comparison>/)."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ lives."),
     compile_step: bool = COMPILE_OPT,
-    workers: int = typer.Option(1, help="Worker processes on this machine, sharing the cores (see also scalesearch worker)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes on this machine, sharing the cores (default: "
+                                          "SCALESEARCH_WORKERS, else one per core on the CPU and 1 on a GPU; see also "
+                                          "scalesearch worker)."),
     devices: Optional[str] = typer.Option(None, help="One worker process per device, e.g. cuda:0,cuda:1."),
     restart: bool = typer.Option(False, "--restart", help="Delete this comparison's trials and start it again."),
 ) -> None:

@@ -49,7 +49,9 @@ def run(
     storage_url: Optional[str] = typer.Option(None, "--storage", envvar=search.STORAGE_ENV, help="Optuna storage URL (default sqlite in "
                                               "results/<study>/); SCALESEARCH_STORAGE keeps a password off the command line."),
     results_dir: str = typer.Option("results", help="Where results/<study>/ goes."),
-    workers: int = typer.Option(1, help="Worker processes on this machine, sharing the cores (see also scalesearch worker)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes on this machine, sharing the cores (default: "
+                                          "SCALESEARCH_WORKERS, else one per core on the CPU and 1 on a GPU; see also "
+                                          "scalesearch worker)."),
     devices: Optional[str] = typer.Option(None, help="One worker process per device, e.g. cuda:0,cuda:1."),
     compile_step: bool = COMPILE_OPT,
     restart: bool = typer.Option(False, "--restart", help="Delete the study of this name (trials and recorded settings) "

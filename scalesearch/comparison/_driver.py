@@ -33,6 +33,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..errors import ScaleSearchError
+from ..data._load import Dataset
 from ..limits import check_phi
 from ..results._ranking import trials_frame, score_kind
 from ..search import _pool as pool
@@ -78,12 +79,12 @@ class ComparisonResult:
 def compare(base: str | None = None, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
             *, study: str | None = None, coefficients: str | None = None, phi: int = 2,
             families: str | tuple[str, ...] = SINGLE, interaction: bool = False, progress: Progress | None = None,
-            restart: bool = False, workers: int = 1, devices: str | None = None, **options: Any) -> ComparisonResult:
+            restart: bool = False, workers: int | None = None, devices: str | None = None, **options: Any) -> ComparisonResult:
     """Train compound scaling against each dimension alone at equal measured MACs per φ, and compare them.
 
     The coefficients are `alpha`, `beta`, `gamma` on `base` (default b0), a search `study`'s winner, or an
-    exported `coefficients` file. `workers` > 1 or `devices` trains in that many processes on this machine, as
-    :func:`scalesearch.run` does. `options` are the run's (``data``, ``device``, ``time``, ``epochs``,
+    exported `coefficients` file. `workers` > 1 or `devices` trains in that many processes on this machine, and
+    None one per core on the CPU, as :func:`scalesearch.run` does. `options` are the run's (``data``, ``device``, ``time``, ``epochs``,
     ``seeds``, ``max_seeds``, ``storage``, ``results_dir`` …; see :class:`~scalesearch.search.RunOptions`).
     Raises :class:`~scalesearch.errors.ScaleSearchError` for anything the user can fix, before anything is written.
     """
@@ -92,7 +93,9 @@ def compare(base: str | None = None, alpha: float | None = None, beta: float | N
         raise ScaleSearchError(f"--phi must be a whole number (the largest φ), got {phi!r}")
     settings = {"phi": int(check_phi(phi)), "families": check_families(families), "interaction": bool(interaction)}
     run_options, chosen = planning.resolve(options, base, alpha, beta, gamma, study, coefficients, **settings)
-    layout = None if workers == 1 and devices is None else pool.slots(workers, devices, run_options.device)
+    if workers is None and devices is None:
+        workers = pool.auto_workers(run_options.device, isinstance(run_options.data, Dataset))
+    layout = None if workers == 1 and devices is None else pool.slots(workers or 1, devices, run_options.device)
     progress = progress or Progress()
     if restart:
         plan = planning.prepare(run_options, chosen)
@@ -102,7 +105,7 @@ def compare(base: str | None = None, alpha: float | None = None, beta: float | N
     if layout is None:
         plan, st = train_rounds(first, ROUNDS, progress, started)
     else:
-        plan, st = pool.run(first, ROUNDS.next, layout, progress)
+        plan, st = pool.run(first, ROUNDS.next, layout, progress, started)
     return finish(plan, st)
 
 

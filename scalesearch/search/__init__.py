@@ -8,15 +8,15 @@ from ._family_timing import FAMILY_PASS_LIMIT_S, time_family, with_family_latenc
 from ._plan import COMPARISON, Plan, RunOptions, find_study, latest_study, load, load_recorded, open_study, prepare, restart, seed_list
 from ._progress import Progress, RichProgress
 from ._queue import enqueue, priced, progress_counts, queue_next_round, start
-from ._schedule import TimeBudget
-from ._pool import die_with_parent
+from ._schedule import BUDGET_ENV, TimeBudget
+from ._pool import WORKERS_ENV, auto_workers, die_with_parent
 from ._storage import ENV as STORAGE_ENV, open_storage
 from ._urls import redact
 from ._validate import inputs
 from ._worker import Worker
 
-__all__ = ["COMPARISON", "FAMILY_PASS_LIMIT_S", "SEARCH_ROUNDS", "STORAGE_ENV", "Plan", "Progress", "RichProgress", "Rounds", "RunOptions",
-           "SearchResult", "TimeBudget", "Worker", "as_file", "die_with_parent", "enqueue", "execute", "find_study", "finish",
+__all__ = ["BUDGET_ENV", "COMPARISON", "FAMILY_PASS_LIMIT_S", "SEARCH_ROUNDS", "STORAGE_ENV", "Plan", "Progress", "RichProgress", "Rounds", "RunOptions",
+           "SearchResult", "TimeBudget", "WORKERS_ENV", "Worker", "as_file", "auto_workers", "die_with_parent", "enqueue", "execute", "find_study", "finish",
            "inputs", "join", "latest_study", "load", "load_recorded", "open_storage", "open_study", "prepare", "priced",
            "progress_counts", "queue_next_round", "redact", "restart", "run", "seed_list", "start", "time_family",
            "train_rounds", "verify", "with_family_latency"]

@@ -45,7 +45,7 @@ from ..proxy._memory import require_training_memory
 from ._family_timing import FAMILY_PASS_LIMIT_S, time_family
 from ._plan import Plan, RunOptions, latency_meter, load, restart as restart_study
 from ._progress import Progress
-from ._schedule import TimeBudget
+from ._schedule import TimeBudget, settle
 from ..space._space import SearchSpace, space_toml
 from ._queue import enqueue, priced, progress_counts, queue_next_round, queued_slots, start
 from ._worker import Worker
@@ -86,7 +86,7 @@ class SearchResult:
 
 
 def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, space: str | SearchSpace = "default",
-        progress: Progress | None = None, workers: int = 1, devices: str | None = None, restart: bool = False,
+        progress: Progress | None = None, workers: int | None = None, devices: str | None = None, restart: bool = False,
         **options: Any) -> SearchResult:
     """Search (α, β, γ) for `base` under `budget` and write the results; the Python form of ``scalesearch run``.
 
@@ -95,7 +95,8 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
     objects; they are written to ``<results_dir>/inputs/`` as TOML so the study can be resumed and read back.
     ``data`` may be a :class:`~scalesearch.data.Dataset` (your own tensors): it trains in this process, and
     only a call with the same object resumes the study (``show`` and ``export`` read it as any other).
-    `workers` > 1 or `devices` trains in that many processes on this machine. Raises
+    `workers` > 1 or `devices` trains in that many processes on this machine; None (the default) starts
+    one per core on the CPU and trains in this process on a GPU (:func:`~scalesearch.search.auto_workers`). Raises
     :class:`~scalesearch.errors.ScaleSearchError` for anything the user can fix, before anything is written.
     """
     unknown = sorted(set(options) - {f.name for f in fields(RunOptions)} - {"base", "space", "budget"})
@@ -103,10 +104,12 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
         raise ScaleSearchError(f"unknown option {unknown[0]!r}; expected one of {', '.join(f.name for f in fields(RunOptions))}")
     folder = Path(options.get("results_dir", "results"))
     opts = RunOptions(base=as_file(base, folder, "base"), space=as_file(space, folder, "space"), budget=budget, **options)
-    if isinstance(opts.data, Dataset) and (workers != 1 or devices is not None):
+    in_process = isinstance(opts.data, Dataset)
+    if in_process and (workers not in (None, 1) or devices is not None):
         raise ScaleSearchError("a Dataset object trains in this process only: give workers=1 (or save it as an "
                                "image folder and pass its path)")
     started = time.monotonic()  # the time budget counts from here
+    workers = pool.auto_workers(opts.device, in_process) if workers is None and devices is None else workers or 1
     progress = progress or Progress()
     if restart:
         progress.note(restart_study(opts))
@@ -114,7 +117,7 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
         plan, study = execute(opts, progress, started)
     else:
         layout = pool.slots(workers, devices, opts.device)
-        plan, study = pool.run(lambda p: start(opts, p), queue_next_round, layout, progress)
+        plan, study = pool.run(lambda p: start(opts, p), queue_next_round, layout, progress, started)
     return finish(plan, study, progress)
 
 
@@ -208,14 +211,8 @@ def train_rounds(begin: Callable[[Progress], tuple[Plan, optuna.Study]], rounds:
     worker.work()
     while rounds.next(plan, study, progress, budget):
         worker.work()
-    if budget.spent_out and not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
-        raise ScaleSearchError(f"the time budget ({budget.seconds / 60:g} min) was spent before any candidate trained "
-                               f"({budget.elapsed() / 60:.1f} min went to preparing the run); give more --time: the same "
-                               "command resumes, and a latency measurement is cached")
-    if budget.spent_out:
-        waiting = sum(1 for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.WAITING)
-        progress.note(f"time budget spent after {budget.elapsed() / 60:.1f} min" + (
-            f": {waiting} queued trials left untrained (the same command with more --time resumes them)" if waiting else ""))
+    if note := settle(budget, study):
+        progress.note(note)
     return plan, study
 
 
@@ -237,12 +234,17 @@ def join(study_name: str, storage_url: str, device: str = "auto", progress: Prog
          compile: bool = False, reopen: Callable[[str, str], tuple[Plan, optuna.Study]] = load) -> tuple[int, int]:
     """Train a study's queued trials in this process (``scalesearch worker``); returns (done, planned) after.
 
-    `reopen` (storage URL, study name) rebuilds the plan a study recorded: :func:`load` for a search."""
+    `reopen` (storage URL, study name) rebuilds the plan a study recorded: :func:`load` for a search.
+    A worker started by a run (``--workers``) keeps to that run's time budget (:meth:`TimeBudget.from_env`)."""
     plan, study = reopen(storage_url, study_name)
     dev = pick_device(device)
     progress = progress or Progress()
     progress.start(plan, *reversed(progress_counts(plan, study)))
-    Worker(plan, study, dev, progress, compile).work()
+    budget = TimeBudget.from_env()
+    worker = Worker(plan, study, dev, progress, compile, budget)
+    if budget is not None and budget.pace(study) is None:
+        budget.pace_hint = worker.seconds_per_mac()
+    worker.work()
     return progress_counts(plan, study)
 
 

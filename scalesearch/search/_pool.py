@@ -6,6 +6,12 @@ process per slot and watches the storage until they are done. Optuna hands each
 queued trial to one worker only; a worker that dies leaves its trial RUNNING until
 the heartbeat grace period fails it and a live worker re-runs it.
 
+On the CPU a run starts one single-threaded worker per core unless told otherwise
+(:func:`auto_workers`): the proxies are small networks whose layers keep two threads
+waiting on each other, so two trainings side by side train more images per second than
+one training on both cores. The workers share the run's time budget
+(:data:`scalesearch.search.BUDGET_ENV`): none starts a trial that would end after it.
+
 The workers run in their own session, so a Ctrl-C at the terminal reaches only
 this process, which passes it on once to each worker (SIGTERM does the same):
 each marks its current candidate interrupted, puts it back in the queue and exits.
@@ -36,11 +42,30 @@ from ._queue import progress_counts
 from ._plan import Plan
 from ._progress import Progress
 from ..errors import ScaleSearchError
-from ._schedule import TimeBudget
+from ._schedule import TimeBudget, settle
 
 POLL_S = 1.0
 PARENT_ENV = "SCALESEARCH_PARENT_PID"  # set for workers that should die with the process that started them
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+WORKERS_ENV = "SCALESEARCH_WORKERS"  # the number of worker processes when a run is not told
+MAX_AUTO_WORKERS = 8  # one per core up to this many: each holds its own copy of the data and of torch
+
+
+def auto_workers(device: str = "auto", in_process: bool = False) -> int:
+    """How many worker processes a run starts when not told: SCALESEARCH_WORKERS if set; else one per usable
+    core (up to MAX_AUTO_WORKERS) when it trains on the CPU, and one (this process) on a GPU or for data that
+    lives in this process only (`in_process`).
+
+    >>> auto_workers("cpu", in_process=True)
+    1
+    """
+    if in_process:
+        return 1
+    if (text := os.environ.get(WORKERS_ENV, "").strip()):
+        if not text.isdigit() or int(text) < 1:
+            raise ScaleSearchError(f"{WORKERS_ENV} must be a whole number of workers >= 1, got {text!r}")
+        return int(text)
+    return min(usable_cores(), MAX_AUTO_WORKERS) if pick_device(device).type == "cpu" else 1
 
 
 @dataclass(frozen=True)
@@ -80,12 +105,12 @@ def worker_command(study: str, slot: Slot, compile: bool = False) -> list[str]:
             *(["--compile"] if compile else [])]
 
 
-def launch(plan: Plan, layout: list[Slot]) -> list[subprocess.Popen]:
-    """Start one `scalesearch worker` per slot on the plan's study."""
+def launch(plan: Plan, layout: list[Slot], budget: TimeBudget | None = None) -> list[subprocess.Popen]:
+    """Start one `scalesearch worker` per slot on the plan's study, each bound by the run's time `budget`."""
     procs = []
     for slot in layout:
         env = os.environ | {"SCALESEARCH_STORAGE": plan.storage_url, "OMP_NUM_THREADS": str(slot.threads),
-                            PARENT_ENV: str(os.getpid())}
+                            PARENT_ENV: str(os.getpid())} | (budget.env() if budget else {})
         procs.append(subprocess.Popen(worker_command(plan.study_name, slot, plan.options.compile), env=env, start_new_session=True))
     return procs
 
@@ -151,16 +176,20 @@ def interrupt(procs: list[subprocess.Popen]) -> None:
 
 
 def run(begin: Callable[[Progress], tuple[Plan, optuna.Study]], next_round: Callable[..., int], layout: list[Slot],
-        progress: Progress) -> tuple[Plan, optuna.Study]:
+        progress: Progress, started: float | None = None) -> tuple[Plan, optuna.Study]:
     """A study trained by worker processes on this machine: `begin` creates or resumes it here with its first
     round queued, the workers train each round, and `next_round` (the search's or the comparison's) queues the
-    next one here until it queues nothing."""
-    budget = TimeBudget(0.0)  # the first round runs whole; the budget trims the rounds after it
+    next one here until it queues nothing or the plan's time budget (counted from `started`, a
+    ``time.monotonic()`` reading) is spent."""
+    budget = TimeBudget(0.0, slots=len(layout), **({} if started is None else {"started": started}))
     plan, study = begin(progress)
     budget.seconds = plan.space.time
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
-    supervise(plan, study, launch(plan, layout), progress.poll)
+    progress.clock(budget)
+    supervise(plan, study, launch(plan, layout, budget), progress.poll)
     while next_round(plan, study, progress, budget):  # each round a fresh pool
-        supervise(plan, study, launch(plan, layout), progress.poll)
+        supervise(plan, study, launch(plan, layout, budget), progress.poll)
+    if note := settle(budget, study):
+        progress.note(note)
     return plan, study

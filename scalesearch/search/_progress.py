@@ -75,6 +75,7 @@ class RichProgress(Progress):
         self.timed = 0
         self.budget: TimeBudget | None = None
         self.leader = ""
+        self.workers = ""
 
     def start(self, plan: Plan, total: int, done: int) -> None:
         r = plan.report
@@ -131,7 +132,7 @@ class RichProgress(Progress):
 
     def _describe(self) -> None:
         if self.overall is not None:
-            parts = ["trials", self.budget.describe() if self.budget and self.budget.limited else "", self.leader]
+            parts = ["trials" + self.workers, self.budget.describe() if self.budget and self.budget.limited else "", self.leader]
             self.bar.update(self.overall, description=" · ".join(p for p in parts if p))
 
     def failed(self, reason: str) -> None:
@@ -161,7 +162,9 @@ class RichProgress(Progress):
 
     def poll(self, done: int, total: int, alive: int) -> None:
         """Trials done by worker processes, as read from the storage."""
-        self.bar.update(self.overall, completed=done, total=total, description=f"trials ({alive} workers running)")
+        self.workers = f" ({alive} workers running)"
+        self.bar.update(self.overall, completed=done, total=total)
+        self._describe()
 
 
 def _lack_of_fit(fit) -> str:
