@@ -67,10 +67,11 @@ def test_a_run_not_told_starts_one_worker_per_core_on_the_cpu(monkeypatch) -> No
 def test_workers_share_the_runs_time_budget(monkeypatch) -> None:
     """A worker process reads the run's budget back: the same end of training and the same start, so it prices
     trials by the pace of every trial of this run."""
-    run_budget = search.TimeBudget(600, started=time.monotonic() - 100)
+    run_budget = search.TimeBudget(600, started=time.monotonic() - 100, pace_hint=2.5e-7)
     monkeypatch.setenv(search.BUDGET_ENV, run_budget.env()[search.BUDGET_ENV])
     mine = search.TimeBudget.from_env()
     assert abs(mine.left() - run_budget.left()) < 0.5 and abs(mine.elapsed() - 100) < 0.5
+    assert mine.pace_hint == 2.5e-7  # the run timed a few steps: the workers need not time them again
     monkeypatch.delenv(search.BUDGET_ENV)
     assert search.TimeBudget.from_env() is None and search.TimeBudget(0).env() == {}
 
@@ -155,6 +156,7 @@ def test_two_local_workers_on_sqlite(capsys, options) -> None:
     r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--space", options.space, "--data", "synthetic:64", "--device", "cpu",
                 "--study", "local", "--results-dir", options.results_dir, "--workers", "2")
     assert r.code == 0, r.err
+    assert "expected: about" in r.err and "on 2 worker processes on cpu" in r.err, r.err
     plan, study = search.load(study_name="local", results_dir=options.results_dir)
     assert set(complete_keys(study).values()) == {1} and len(complete_keys(study)) == len(plan.report.feasible)
     assert (Path(options.results_dir) / "local" / "ranking.csv").exists()

@@ -37,7 +37,7 @@ from ..data._load import Dataset
 from ..limits import check_phi
 from ..results._ranking import trials_frame, score_kind
 from ..search import _pool as pool
-from ..search._driver import Rounds, train_rounds
+from ..search._driver import Rounds, pool_announcer, train_rounds
 from ..search._plan import Plan, seed_list
 from ..search._progress import Progress
 from ..search._queue import enqueue, priced
@@ -105,7 +105,7 @@ def compare(base: str | None = None, alpha: float | None = None, beta: float | N
     if layout is None:
         plan, st = train_rounds(first, ROUNDS, progress, started)
     else:
-        plan, st = pool.run(first, ROUNDS.next, layout, progress, started)
+        plan, st = pool.run(first, ROUNDS.next, layout, progress, started, pool_announcer(ROUNDS, progress, layout[0].threads))
     return finish(plan, st)
 
 

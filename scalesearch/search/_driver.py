@@ -117,7 +117,8 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
         plan, study = execute(opts, progress, started)
     else:
         layout = pool.slots(workers, devices, opts.device)
-        plan, study = pool.run(lambda p: start(opts, p), queue_next_round, layout, progress, started)
+        plan, study = pool.run(lambda p: start(opts, p), queue_next_round, layout, progress, started,
+                               pool_announcer(SEARCH_ROUNDS, progress, layout[0].threads))
     return finish(plan, study, progress)
 
 
@@ -202,11 +203,7 @@ def train_rounds(begin: Callable[[Progress], tuple[Plan, optuna.Study]], rounds:
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
     worker = Worker(plan, study, device, progress, plan.options.compile, budget)
-    if total > done or budget.limited:  # a resume plans its rounds from this host's pace too
-        budget.pace_hint = worker.seconds_per_mac()
-    if total > done:
-        costs = [seconds for _, seconds in priced(plan, study, budget, queued_slots(study))]
-        progress.note(expected_line(sum(costs), total - done, device, budget, rounds, sum(c > 0 for c in costs)))
+    announce(plan, study, budget, progress, rounds, worker)
     progress.clock(budget)
     worker.work()
     while rounds.next(plan, study, progress, budget):
@@ -216,11 +213,37 @@ def train_rounds(begin: Callable[[Progress], tuple[Plan, optuna.Study]], rounds:
     return plan, study
 
 
+def announce(plan: Plan, study: optuna.Study, budget: TimeBudget, progress: Progress, rounds: Rounds, worker: Worker) -> None:
+    """Time a few training steps with `worker` (the budget's pace until a trial has finished) and print the expected
+    time of what is queued, laid out on the budget's slots."""
+    done, total = progress_counts(plan, study)
+    if total > done or budget.limited:  # a resume plans its rounds from this host's pace too
+        budget.pace_hint = worker.seconds_per_mac()
+    if total > done:
+        costs = [seconds for _, seconds in priced(plan, study, budget, queued_slots(study))]
+        progress.note(expected_line(budget.makespan(costs), total - done, worker.device, budget, rounds,
+                                    sum(c > 0 for c in costs), budget.slots))
+
+
+def pool_announcer(rounds: Rounds, progress: Progress, threads: int) -> Callable[[Plan, optuna.Study, TimeBudget], None]:
+    """:func:`announce` for a pool of worker processes: timed in this process on one worker's `threads`."""
+    def go(plan: Plan, study: optuna.Study, budget: TimeBudget) -> None:
+        previous = torch.get_num_threads()
+        worker = Worker(plan, study, pick_device(plan.options.device))
+        torch.set_num_threads(threads)
+        try:
+            announce(plan, study, budget, progress, rounds, worker)
+        finally:
+            torch.set_num_threads(previous)
+    return go
+
+
 def expected_line(seconds: float, trials: int, device: torch.device, budget: TimeBudget | None = None,
-                  rounds: Rounds = SEARCH_ROUNDS, trainings: int | None = None) -> str:
+                  rounds: Rounds = SEARCH_ROUNDS, trainings: int | None = None, workers: int = 1) -> str:
     """The run's expected time in words: the first round's, and what the budget leaves for the rounds after it."""
     shared = f"{trainings} trainings, twins sharing one; " if trainings is not None and trainings < trials else ""
-    first = (f"expected: about {max(1, round(seconds / 60))} min on {device} for the {trials} trials of the first round "
+    where = f"{workers} worker processes on {device}" if workers > 1 else str(device)
+    first = (f"expected: about {max(1, round(seconds / 60))} min on {where} for the {trials} trials of the first round "
              f"({shared}every network once; timed from a few training steps)")
     if budget is None or not budget.limited:
         return first + f"; later rounds follow {rounds.goal} until {rounds.until}"
@@ -242,7 +265,7 @@ def join(study_name: str, storage_url: str, device: str = "auto", progress: Prog
     progress.start(plan, *reversed(progress_counts(plan, study)))
     budget = TimeBudget.from_env()
     worker = Worker(plan, study, dev, progress, compile, budget)
-    if budget is not None and budget.pace(study) is None:
+    if budget is not None and budget.pace(study) is None:  # neither a finished trial nor the run's own timing
         budget.pace_hint = worker.seconds_per_mac()
     worker.work()
     return progress_counts(plan, study)
@@ -267,5 +290,6 @@ def verify(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: fl
     Worker(plan, study, dev, progress, compile).work()
 
 
-__all__ = ["Rounds", "SEARCH_ROUNDS", "SearchResult", "as_file", "run", "finish", "execute", "train_rounds", "join",
+__all__ = ["Rounds", "SEARCH_ROUNDS", "SearchResult", "announce", "as_file", "run", "finish", "execute", "pool_announcer",
+           "train_rounds", "join",
            "verify"]

@@ -176,16 +176,19 @@ def interrupt(procs: list[subprocess.Popen]) -> None:
 
 
 def run(begin: Callable[[Progress], tuple[Plan, optuna.Study]], next_round: Callable[..., int], layout: list[Slot],
-        progress: Progress, started: float | None = None) -> tuple[Plan, optuna.Study]:
+        progress: Progress, started: float | None = None,
+        announce: Callable[[Plan, optuna.Study, TimeBudget], None] | None = None) -> tuple[Plan, optuna.Study]:
     """A study trained by worker processes on this machine: `begin` creates or resumes it here with its first
-    round queued, the workers train each round, and `next_round` (the search's or the comparison's) queues the
-    next one here until it queues nothing or the plan's time budget (counted from `started`, a
-    ``time.monotonic()`` reading) is spent."""
+    round queued, `announce` prints what is expected, the workers train each round, and `next_round` (the
+    search's or the comparison's) queues the next one here until it queues nothing or the plan's time budget
+    (counted from `started`, a ``time.monotonic()`` reading) is spent."""
     budget = TimeBudget(0.0, slots=len(layout), **({} if started is None else {"started": started}))
     plan, study = begin(progress)
     budget.seconds = plan.space.time
     done, total = progress_counts(plan, study)
     progress.start(plan, total, done)
+    if announce is not None:
+        announce(plan, study, budget)
     progress.clock(budget)
     supervise(plan, study, launch(plan, layout, budget), progress.poll)
     while next_round(plan, study, progress, budget):  # each round a fresh pool

@@ -2,7 +2,9 @@
 
 :class:`Progress` does nothing; :class:`RichProgress` draws trials done of planned with
 elapsed time and ETA, and the current candidate's epoch and steps, as the CLI shows them.
-Pass either (or your own subclass) as ``progress=`` to :func:`scalesearch.run`.
+Pass either (or your own subclass) as ``progress=`` to :func:`scalesearch.run`. When worker processes
+train (the CPU default, ``--workers``), this process hears ``poll`` with the counts read from the storage
+instead of each candidate's ``candidate``, ``step``, ``epoch`` and ``finished``.
 """
 from __future__ import annotations
 

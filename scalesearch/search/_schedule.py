@@ -34,7 +34,8 @@ T = TypeVar("T")
 # Kept back for what follows the last trial (fitting, writing the tables and the export): a share of the
 # budget, at least a few seconds.
 RESERVE_SHARE, RESERVE_MIN_S = 0.025, 3.0
-# Worker processes started by a run learn its time budget here: "<start> <end of training>", Unix times.
+# Worker processes started by a run learn its time budget here: "<start> <end of training> [<pace hint>]", Unix
+# times and seconds per proxy multiply-add.
 BUDGET_ENV = "SCALESEARCH_TIME_BUDGET"
 
 
@@ -69,16 +70,18 @@ class TimeBudget:
         if not self.limited:
             return {}
         start = time.time() - self.elapsed()
-        return {BUDGET_ENV: f"{start:.3f} {start + self.seconds - self.reserve():.3f}"}
+        hint = f" {self.pace_hint!r}" if self.pace_hint else ""
+        return {BUDGET_ENV: f"{start:.3f} {start + self.seconds - self.reserve():.3f}{hint}"}
 
     @classmethod
     def from_env(cls) -> TimeBudget | None:
         """The budget of the run that started this worker process (None when it has none)."""
         value = os.environ.get(BUDGET_ENV, "").split()
-        if len(value) != 2:
+        if len(value) not in (2, 3):
             return None
-        start, end = map(float, value)
-        return cls(end - start, started=time.monotonic() - (time.time() - start), reserve_s=0.0)
+        start, end, *hint = map(float, value)
+        return cls(end - start, started=time.monotonic() - (time.time() - start), reserve_s=0.0,
+                   pace_hint=hint[0] if hint else None)
 
     def allows(self, seconds: float) -> bool:
         """Whether a trial of `seconds` still fits; remembers when one did not."""
@@ -88,14 +91,17 @@ class TimeBudget:
 
     def take(self, priced: Iterable[tuple[T, float]]) -> list[T]:
         """The leading items, in order, that fit the time left, each started on the first free slot."""
-        chosen, lanes = [], [0.0] * max(1, self.slots)
-        for item, seconds in priced:
-            lane = lanes.index(min(lanes))
-            if not self.allows(lanes[lane] + seconds):
+        priced = list(priced)
+        chosen = []
+        for (item, _), end in zip(priced, _ends([seconds for _, seconds in priced], self.slots)):
+            if not self.allows(end):
                 break
             chosen.append(item)
-            lanes[lane] += seconds
         return chosen
+
+    def makespan(self, seconds: Iterable[float]) -> float:
+        """Wall seconds that trials of these `seconds` take, each started in order on the first free slot."""
+        return max(_ends(seconds, self.slots), default=0.0)
 
     def pace(self, study: optuna.Study) -> float | None:
         """Wall seconds per proxy multiply-add of the trials this run trained (twins' shares left out)."""
@@ -121,6 +127,15 @@ class TimeBudget:
             return "no time budget"
         left = max(0.0, self.seconds - self.elapsed())
         return f"{int(left // 60)}:{int(left % 60):02d} of {_minutes(self.seconds)} left"
+
+
+def _ends(seconds: Iterable[float], slots: int) -> Iterable[float]:
+    """When each trial ends, started in order on whichever of `slots` lanes frees first."""
+    lanes = [0.0] * max(1, slots)
+    for s in seconds:
+        lane = lanes.index(min(lanes))
+        lanes[lane] += s
+        yield lanes[lane]
 
 
 def settle(budget: TimeBudget, study: optuna.Study) -> str | None:
