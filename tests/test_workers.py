@@ -58,6 +58,7 @@ def test_a_run_not_told_starts_one_worker_per_core_on_the_cpu(monkeypatch) -> No
     assert workers.auto_workers("cpu") == workers.MAX_AUTO_WORKERS
     monkeypatch.setenv(workers.WORKERS_ENV, "3")
     assert workers.auto_workers("cpu") == 3
+    assert workers.worker_count(None, "cpu,cpu", "cpu") == 1 and workers.worker_count(0, None, "cpu") == 0  # slots refuses 0
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv(workers.WORKERS_ENV, bad)
         with pytest.raises(ScaleSearchError, match=workers.WORKERS_ENV):
@@ -102,6 +103,13 @@ def test_a_pool_keeps_to_the_time_budget(capsys, tmp_path) -> None:
 def test_bad_worker_layouts(count, devices, fragment) -> None:
     with pytest.raises(ScaleSearchError, match=fragment):
         workers.slots(count, devices, "cpu")
+
+
+def test_zero_workers_from_python_are_refused(options) -> None:
+    with pytest.raises(ScaleSearchError, match="--workers must be >= 1"):
+        search.run("tiny-mbconv", space=options.space, data="synthetic:64", device="cpu",
+                   results_dir=options.results_dir, workers=0)
+    assert not Path(options.results_dir).exists()
 
 
 def test_bad_layout_writes_nothing(capsys, options) -> None:

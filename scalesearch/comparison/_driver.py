@@ -93,9 +93,8 @@ def compare(base: str | None = None, alpha: float | None = None, beta: float | N
         raise ScaleSearchError(f"--phi must be a whole number (the largest φ), got {phi!r}")
     settings = {"phi": int(check_phi(phi)), "families": check_families(families), "interaction": bool(interaction)}
     run_options, chosen = planning.resolve(options, base, alpha, beta, gamma, study, coefficients, **settings)
-    if workers is None and devices is None:
-        workers = pool.auto_workers(run_options.device, isinstance(run_options.data, Dataset))
-    layout = None if workers == 1 and devices is None else pool.slots(workers or 1, devices, run_options.device)
+    workers = pool.worker_count(workers, devices, run_options.device, isinstance(run_options.data, Dataset))
+    layout = None if workers == 1 and devices is None else pool.slots(workers, devices, run_options.device)
     progress = progress or Progress()
     if restart:
         plan = planning.prepare(run_options, chosen)

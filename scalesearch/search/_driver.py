@@ -109,7 +109,7 @@ def run(base: str | BaseNetwork = "b0", budget: str | float | None = None, *, sp
         raise ScaleSearchError("a Dataset object trains in this process only: give workers=1 (or save it as an "
                                "image folder and pass its path)")
     started = time.monotonic()  # the time budget counts from here
-    workers = pool.auto_workers(opts.device, in_process) if workers is None and devices is None else workers or 1
+    workers = pool.worker_count(workers, devices, opts.device, in_process)
     progress = progress or Progress()
     if restart:
         progress.note(restart_study(opts))

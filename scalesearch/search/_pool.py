@@ -68,6 +68,14 @@ def auto_workers(device: str = "auto", in_process: bool = False) -> int:
     return min(usable_cores(), MAX_AUTO_WORKERS) if pick_device(device).type == "cpu" else 1
 
 
+def worker_count(workers: int | None, devices: str | None, device: str = "auto", in_process: bool = False) -> int:
+    """`workers` as given (0 and below are refused by :func:`slots`); when None, one per device listed in
+    `devices` (counted there) or :func:`auto_workers`."""
+    if workers is not None:
+        return workers
+    return 1 if devices is not None else auto_workers(device, in_process)
+
+
 @dataclass(frozen=True)
 class Slot:
     """One worker process: the device it trains on and its torch threads."""
