@@ -170,13 +170,26 @@ def test_two_local_workers_on_sqlite(capsys, options) -> None:
     assert (Path(options.results_dir) / "local" / "ranking.csv").exists()
 
 
+def test_a_pool_trains_every_round_on_the_same_workers(capsys, options) -> None:
+    """The workers stay up between rounds: the run plans each round while they wait, so two processes train all."""
+    r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--space", options.space, "--data", "synthetic:64", "--device", "cpu",
+                "--study", "rounds", "--results-dir", options.results_dir, "--workers", "2", "--max-seeds", "3")
+    assert r.code == 0, r.err
+    plan, study = search.load(study_name="rounds", results_dir=options.results_dir)
+    trained = [a for t in study.get_trials(states=(TrialState.COMPLETE,)) if "worker" in (a := read_trial(t))]
+    assert len({a["seed"] for a in trained}) > 1, r.err  # later rounds ran
+    assert len({a["worker"] for a in trained}) == 2, r.err
+    assert not study.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
+    assert (Path(options.results_dir) / "rounds" / "ranking.csv").exists()
+
+
 def test_supervisor_that_loses_its_storage_stops_its_workers(capsys, options, monkeypatch) -> None:
     """The storage gone past its retry time: one line, exit 2, and no worker left running."""
     started: list = []
     real_launch, real_counts, polls = workers.launch, search.progress_counts, []
 
-    def launch(plan, layout, budget=None):
-        started.extend(real_launch(plan, layout, budget))
+    def launch(plan, layout, budget=None, pool=None):
+        started.extend(real_launch(plan, layout, budget, pool))
         return started
 
     def counts(plan, study):  # the storage goes once the workers train (a Ctrl-C while Python starts is a traceback)

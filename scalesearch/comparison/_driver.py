@@ -124,12 +124,14 @@ def next_round(plan: Plan, study: optuna.Study, progress: Progress, budget: Time
     keys = [a.candidate.key for a in plan.report.feasible]
     done = {key: set(of(table, key).index) for key in keys}  # seeds with a score
     tried = _tried(trials, keys)  # seeds queued, trained or failed
+    pending = _tried(trials[trials["state"].isin(("WAITING", "RUNNING"))], keys)  # still to come: planned already
     most = plan.space.proxy.max_seeds  # a member that fails with every seed is not tried for ever
-    todo = [(key, _fresh(plan, tried[key])) for key in keys if len(done[key]) < min(2, most) and len(tried[key]) < most]
+    todo = [(key, _fresh(plan, tried[key])) for key in keys
+            if len(done[key] | pending[key]) < min(2, most) and len(tried[key]) < most]
     name = "a second seed for every network (the first intervals)"
     if not todo:
         progress.note(standing(plan, table))
-        pairs = _open(plan, table, done)
+        pairs = [(s, r) for s, r in _open(plan, table, done) if not pending[s] | pending[r]]
         todo = [(key, _pair_seed(plan, s, r, done, tried)) for s, r in pairs for key in (s, r)]
         name = f"another paired seed for the {len(pairs)} comparisons not settled"
     todo = [(*key, seed, 1) for key, seed in dict.fromkeys(todo) if seed not in tried[key]]

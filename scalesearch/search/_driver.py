@@ -20,6 +20,7 @@ heartbeats; a trial whose worker died is failed after the grace period and re-qu
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -50,6 +51,7 @@ from ..space._space import SearchSpace, space_toml
 from ._queue import enqueue, priced, progress_counts, queue_next_round, queued_slots, start
 from ._worker import Worker
 from . import _pool as pool
+from ._pool import POOL_ENV
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +266,7 @@ def join(study_name: str, storage_url: str, device: str = "auto", progress: Prog
     progress = progress or Progress()
     progress.start(plan, *reversed(progress_counts(plan, study)))
     budget = TimeBudget.from_env()
-    worker = Worker(plan, study, dev, progress, compile, budget)
+    worker = Worker(plan, study, dev, progress, compile, budget, os.environ.get(POOL_ENV) or None)
     if budget is not None and budget.pace(study) is None:  # neither a finished trial nor the run's own timing
         budget.pace_hint = worker.seconds_per_mac()
     worker.work()

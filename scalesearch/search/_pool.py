@@ -6,6 +6,13 @@ process per slot and watches the storage until they are done. Optuna hands each
 queued trial to one worker only; a worker that dies leaves its trial RUNNING until
 the heartbeat grace period fails it and a live worker re-runs it.
 
+The workers stay up for the whole run: when the queue runs dry and a worker is
+idle, this process plans the next round from the trials finished so far (a
+trial still training counts as planned, so its slot is not queued twice) while
+the others train on; the workers wait for it instead of exiting, and leave when
+this process closes the pool (``POOL_CLOSED``). So no core idles between rounds
+and the data, torch and the plan load once per worker, not once per round.
+
 On the CPU a run starts one single-threaded worker per core unless told otherwise
 (:func:`auto_workers`): the proxies are small networks whose layers keep two threads
 waiting on each other, so two trainings side by side train more images per second than
@@ -36,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
+from optuna.trial import TrialState
 
 from ..device import pick_device, usable_cores
 from ._queue import progress_counts
@@ -49,6 +57,9 @@ PARENT_ENV = "SCALESEARCH_PARENT_PID"  # set for workers that should die with th
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WORKERS_ENV = "SCALESEARCH_WORKERS"  # the number of worker processes when a run is not told
 MAX_AUTO_WORKERS = 8  # one per core up to this many: each holds its own copy of the data and of torch
+POOL_ENV = "SCALESEARCH_POOL"  # this run's pool token: its workers wait for further rounds until it is closed
+POOL_CLOSED = "pool_closed"  # study user attribute: the token of the last pool closed (no more rounds)
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
 def auto_workers(device: str = "auto", in_process: bool = False) -> int:
@@ -113,30 +124,41 @@ def worker_command(study: str, slot: Slot, compile: bool = False) -> list[str]:
             *(["--compile"] if compile else [])]
 
 
-def launch(plan: Plan, layout: list[Slot], budget: TimeBudget | None = None) -> list[subprocess.Popen]:
-    """Start one `scalesearch worker` per slot on the plan's study, each bound by the run's time `budget`."""
+def launch(plan: Plan, layout: list[Slot], budget: TimeBudget | None = None, pool: str | None = None) -> list[subprocess.Popen]:
+    """Start one `scalesearch worker` per slot on the plan's study, each bound by the run's time `budget`; with a
+    `pool` token they wait for further rounds until :func:`close` is called with it."""
     procs = []
     for slot in layout:
         env = os.environ | {"SCALESEARCH_STORAGE": plan.storage_url, "OMP_NUM_THREADS": str(slot.threads),
-                            PARENT_ENV: str(os.getpid())} | (budget.env() if budget else {})
+                            PARENT_ENV: str(os.getpid())} | (budget.env() if budget else {}) | ({POOL_ENV: pool} if pool else {})
         procs.append(subprocess.Popen(worker_command(plan.study_name, slot, plan.options.compile), env=env, start_new_session=True))
     return procs
 
 
 def supervise(plan: Plan, study: optuna.Study, procs: list[subprocess.Popen],
-              on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None) -> None:
+              on_poll: Callable[[int, int, int], None] = lambda done, total, alive: None,
+              next_round: Callable[[], int] | None = None, pool: str | None = None) -> None:
     """Wait for the workers, reporting (trials done, trials planned, workers alive) every second.
 
+    With `next_round` and the workers' `pool` token: whenever the queue is empty and a worker idles, queue the next
+    round (once per new finished trial); when a round adds nothing and nothing trains, close the pool.
     Ctrl-C or SIGTERM: SIGINT to every worker, wait for them, then KeyboardInterrupt.
     Raises ScaleSearchError when workers failed and trials are left undone.
     """
     main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
+    planned_at = None  # finished trials when the last round was planned
     try:
         while (alive := sum(p.poll() is None for p in procs)):
             on_poll(*progress_counts(plan, study), alive)  # waits out a database restart (storage.py)
+            if next_round is not None and pool is not None:
+                waiting, running, finished = _states(study)
+                if not waiting and running < alive and finished != planned_at:
+                    planned_at = finished
+                    if not next_round() and not running:
+                        close(study, pool)
             time.sleep(POLL_S)
-    except (KeyboardInterrupt, ScaleSearchError):  # Ctrl-C, or the storage gone for good: no orphans left behind
+    except BaseException:  # Ctrl-C, the storage gone for good or a fault here: no orphans left behind
         interrupt(procs)
         raise
     finally:
@@ -149,6 +171,22 @@ def supervise(plan: Plan, study: optuna.Study, procs: list[subprocess.Popen],
         raise ScaleSearchError(f"{len(failed)} of {len(procs)} worker processes failed (exit codes "
                                f"{', '.join(map(str, failed))}; see their messages above); {done} of {total} trials "
                                "done: run the same command again to resume")
+
+
+def _states(study: optuna.Study) -> tuple[int, int, int]:
+    """(trials queued, training, finished)."""
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return (states.count(TrialState.WAITING), states.count(TrialState.RUNNING),
+            sum(s in FINISHED for s in states))
+
+
+def close(study: optuna.Study, pool: str) -> None:
+    """No more rounds: the pool's workers leave once idle."""
+    study.set_user_attr(POOL_CLOSED, pool)
+
+
+def is_closed(study: optuna.Study, pool: str) -> bool:
+    return study.user_attrs.get(POOL_CLOSED) == pool
 
 
 def die_with_parent() -> None:
@@ -187,9 +225,9 @@ def run(begin: Callable[[Progress], tuple[Plan, optuna.Study]], next_round: Call
         progress: Progress, started: float | None = None,
         announce: Callable[[Plan, optuna.Study, TimeBudget], None] | None = None) -> tuple[Plan, optuna.Study]:
     """A study trained by worker processes on this machine: `begin` creates or resumes it here with its first
-    round queued, `announce` prints what is expected, the workers train each round, and `next_round` (the
-    search's or the comparison's) queues the next one here until it queues nothing or the plan's time budget
-    (counted from `started`, a ``time.monotonic()`` reading) is spent."""
+    round queued, `announce` prints what is expected, and the workers, started once, train every round that
+    `next_round` (the search's or the comparison's) queues here, until it queues nothing or the plan's time
+    budget (counted from `started`, a ``time.monotonic()`` reading) is spent."""
     budget = TimeBudget(0.0, slots=len(layout), **({} if started is None else {"started": started}))
     plan, study = begin(progress)
     budget.seconds = plan.space.time
@@ -198,9 +236,9 @@ def run(begin: Callable[[Progress], tuple[Plan, optuna.Study]], next_round: Call
     if announce is not None:
         announce(plan, study, budget)
     progress.clock(budget)
-    supervise(plan, study, launch(plan, layout, budget), progress.poll)
-    while next_round(plan, study, progress, budget):  # each round a fresh pool
-        supervise(plan, study, launch(plan, layout, budget), progress.poll)
+    pool = f"{os.getpid()}-{time.time():.6f}"
+    supervise(plan, study, launch(plan, layout, budget, pool), progress.poll,
+              lambda: next_round(plan, study, progress, budget), pool)
     if note := settle(budget, study):
         progress.note(note)
     return plan, study

@@ -38,8 +38,10 @@ from ._progress import Progress
 from ..space._sampling import manifold_size, suggest
 from ._schedule import TimeBudget
 from ._storage import has_heartbeats
+from ._pool import is_closed as pool_closed
 
 log = logging.getLogger(__name__)
+POOL_WAIT_S = 0.5  # how often an idle worker of a run's pool looks for the next round
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Worker:
     progress: Progress = field(default_factory=Progress)
     compile: bool = False
     budget: TimeBudget | None = None  # the run's time budget: no trial starts that would not end in time
+    pool: str | None = None  # the token of the run that started this worker: wait for its rounds until it closes
 
     def __post_init__(self) -> None:
         configure(self.device)
@@ -130,7 +133,8 @@ class Worker:
                 signal.signal(s, handler)
 
     def _finished(self) -> bool:
-        """Nothing left to ask for; with heartbeats, also nothing left RUNNING elsewhere.
+        """Nothing left to ask for; with heartbeats, also nothing left RUNNING elsewhere; in a run's pool, also
+        the pool closed (the run plans each round while its workers wait).
 
         A RUNNING trial may belong to a worker that died: Optuna fails it (and the retry
         callback queues it again) only when a live worker checks for stale trials, so this
@@ -145,13 +149,20 @@ class Worker:
                 proposed = {c.key for t in trials if (c := queue.candidate(t)) and queue.is_done(t) and t.user_attrs.get("phi", 1) == 1}
                 if len(proposed) < min(self.plan.space.trials, manifold_size(self.plan.space, self.plan.base)):
                     return False
-            if not has_heartbeats(self.plan.storage_url) or not any(t.state == TrialState.RUNNING for t in trials):
+            waiting_for_run = self.pool is not None and self.plan.grid and not self._pool_over()
+            if not waiting_for_run and (not has_heartbeats(self.plan.storage_url)
+                                        or not any(t.state == TrialState.RUNNING for t in trials)):
                 return True
-            self.stopping.wait(1.0)
-            with warnings.catch_warnings():  # experimental since Optuna 2.9, as optimize() uses it
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(self.study)
+            self.stopping.wait(POOL_WAIT_S if waiting_for_run else 1.0)
+            if has_heartbeats(self.plan.storage_url):
+                with warnings.catch_warnings():  # experimental since Optuna 2.9, as optimize() uses it
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self.study)
         return True
+
+    def _pool_over(self) -> bool:
+        """The run that started this worker closed its pool, or its time is spent."""
+        return pool_closed(self.study, self.pool) or (self.budget is not None and self.budget.left() <= 0)
 
     def _in_time(self, trials: list) -> bool:
         """Whether the next queued trial should still end within the time budget (the queue stays for a resume)."""
