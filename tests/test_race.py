@@ -172,6 +172,19 @@ def test_when_the_set_has_its_share_of_seeds_the_rest_of_the_surface_gets_anothe
     assert name.startswith("another seed for the") and {t[3] for t in todo} == {2}  # the cap is now 2 x 2 seeds
 
 
+def test_a_round_planned_while_a_trial_trains_counts_it_as_planned():
+    """A pool plans a round while other trials train: their slots are neither queued again nor left unfilled."""
+    full = surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(1), tilt=0.15)
+    _, todo = race.next_round(full, seeds=[0], max_seeds=8, contenders=6, phi2=1)
+    first = todo[0]
+    net = full.loc[(full["beta"] == first[1]) & (full["seed"] == 0)].iloc[0]
+    running = full.assign(seed=first[3])[full.index == net.name].assign(state="RUNNING", score=np.nan, value=np.nan)
+    name, again = race.next_round(pd.concat([full, running], ignore_index=True), seeds=[0], max_seeds=8, contenders=6, phi2=1)
+    assert first not in again and name.startswith("another seed for the")
+    assert {t[:3] for t in todo} <= {t[:3] for t in again}  # every member still gets a seed: that one the next
+    assert [t[3] for t in again if t[:3] == first[:3]] == [first[3] + 1]
+
+
 def test_verdict_resolves_twins_at_phi_2_or_says_it_could_not() -> None:
     base = surface_trials(seeds=3, noise=0.001, rng=np.random.default_rng(2), tilt=0.5, twins=True)
     undecided = race.verdict(base)

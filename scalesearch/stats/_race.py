@@ -94,7 +94,7 @@ def next_round(trials: pd.DataFrame, seeds: list[int], max_seeds: int, contender
         return "", []
     s = surface.fit(obs, FORM)
     built = members(trials, 1)
-    used = obs.groupby("key")["seed"].agg(set)
+    used = _with_pending(obs.groupby("key")["seed"].agg(set), trials)
     in_set = s.confidence_set
 
     def more_seeds(keys: list, cap: int = max_seeds) -> list:
@@ -129,6 +129,17 @@ def _surface_round(s: surface.Surface, used: pd.Series, built: dict, seeds: list
     keys = sorted((k for k in used.index if len(used[k]) == fewest), key=lambda k: -s.table.loc[k, "se"])
     todo = [(*c, _next_seed(seeds, used[k]), 1) for k in keys for c in built[k]]
     return f"the surface: seed {fewest + 1} for the {len(keys)} networks with the fewest, least certain first", todo
+
+
+def _with_pending(used: pd.Series, trials: pd.DataFrame) -> pd.Series:
+    """The seeds each scored network has, and those still training or queued for it: a round planned while some
+    trials train (a pool of workers) counts them as planned, so it neither queues them again nor stops short."""
+    pending = trials[(trials["phi"] == 1) & trials["state"].isin(("RUNNING", "WAITING"))]
+    used = used.copy()
+    for row in pending.itertuples():
+        if (key := network_id(row)) in used.index:
+            used.at[key] = used[key] | {int(row.seed)}
+    return used
 
 
 def _next_seed(seeds: list[int], used: set) -> int:
