@@ -1,11 +1,13 @@
 """`scalesearch compare` end to end on tiny settings: the files, resume, workers, export, plot, show, bad input."""
 from __future__ import annotations
 
+import collections
 import json
 
 import optuna
 import pandas as pd
 import pytest
+import torch
 from cli_helpers import assert_user_error, run_cli, tiny_space
 
 from scalesearch.comparison import VERDICTS
@@ -138,3 +140,24 @@ def test_a_comparison_of_its_own(tmp_path, capsys):
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, fragment):
     assert_user_error(run_cli(capsys, "compare", *args, "--results-dir", tmp_path / "results"), fragment)
     assert not (tmp_path / "results").exists()
+
+
+def test_a_round_planned_while_trials_train_does_not_stack_seeds_on_them(tmp_path):
+    """A pool plans the next round while some trials still train: their seeds count as planned, so no network is
+    given a third seed before its second is in."""
+    from scalesearch.comparison import _driver as driver
+    from scalesearch.comparison import _plan as planning
+    from scalesearch.search import TimeBudget, Worker
+    from scalesearch.search._progress import Progress
+
+    options = {"data": "synthetic:128", "epochs": 1, "train": 64, "val": 32, "batch_size": 32, "resolution": 16,
+               "max_seeds": 4, "device": "cpu", "results_dir": str(tmp_path)}
+    run_options, settings = planning.resolve(options, "tiny-mbconv", 1.2, 1.1, 1.15, None, None, phi=1,
+                                             families=("width",), interaction=False)
+    plan, study = driver.begin(run_options, settings, Progress())
+    Worker(plan, study, torch.device("cpu")).work()  # the first round: every network once
+    assert driver.next_round(plan, study, Progress(), TimeBudget(0)) == len(plan.report.feasible)
+    study.ask()  # one second seed starts training; the others wait in the queue
+    assert driver.next_round(plan, study, Progress(), TimeBudget(0)) == 0
+    seeds = collections.Counter(tuple(t.user_attrs[k] for k in ("alpha", "beta", "gamma")) for t in study.get_trials())
+    assert set(seeds.values()) == {2}

@@ -131,7 +131,7 @@ def next_round(plan: Plan, study: optuna.Study, progress: Progress, budget: Time
     name = "a second seed for every network (the first intervals)"
     if not todo:
         progress.note(standing(plan, table))
-        pairs = [(s, r) for s, r in _open(plan, table, done) if not pending[s] | pending[r]]
+        pairs = [(s, r) for s, r in _open(plan, table, done) if not pending[s] | pending[r]]  # else: wait for it
         todo = [(key, _pair_seed(plan, s, r, done, tried)) for s, r in pairs for key in (s, r)]
         name = f"another paired seed for the {len(pairs)} comparisons not settled"
     todo = [(*key, seed, 1) for key, seed in dict.fromkeys(todo) if seed not in tried[key]]
