@@ -16,6 +16,11 @@ surface slopes show what the short horizon does to width against depth.
     .venv/bin/python -m benchmarks --only proxy_design [--quick]
     .venv/bin/python -m benchmarks.proxy_design --jobs 2          # two runs at a time, one thread each
     .venv/bin/python -m benchmarks.proxy_design --jobs 2 --only default 96   # some designs
+    .venv/bin/python -m benchmarks.proxy_design --jobs 2 --seeds 6 --only "default (77" "lr 0.008"   # on six seeds
+
+The main table fits every design on the same first PAIRED seeds; designs trained on all of SEEDS get a
+second table, paired on those, with each one's Kendall τ-b against the default's ranking. The learning-rate
+and batch-size rows show what the proxy's horizon does: a proxy that learns less in its steps tilts harder.
 
 Results are appended to ``bench-results/proxy-design/runs.csv`` run by run; the same command
 resumes, training only what is missing.
@@ -44,20 +49,25 @@ from scalesearch.stats import _surface as surface
 
 from .common import console, machine_line, section, table
 
-SEEDS = (200, 201, 202)  # apart from the seeds of the default, the calibration and the surface benchmark
+SEEDS = (200, 201, 202, 203, 204, 205)  # apart from the seeds of the default, the calibration and the surface benchmark
+PAIRED = 3  # seeds every design trains; `--seeds 6` trains the chosen designs on all of SEEDS
 FIDELITY_SEEDS = 2
 NETWORKS = 8
 # name: (changes to the default [proxy] settings, a base other than b0 or None, seeds)
 DESIGNS: dict[str, tuple[dict, str | None, int]] = {  # trained in this order: the fidelity check first
-    "default (77 px, 1200 images, 2 epochs)": ({}, None, len(SEEDS)),
+    "default (77 px, 1200 images, 2 epochs)": ({}, None, PAIRED),
     "6000 images (5x training)": ({"train": 6000}, None, FIDELITY_SEEDS),
-    "native 28 px, stage 2 at stride 1": ({"resolution": 28}, "stride16", len(SEEDS)),
-    "4 epochs": ({"epochs": 4}, None, len(SEEDS)),
-    "width 0.5": ({"width": 0.5}, None, len(SEEDS)),
-    "96 px (a larger side)": ({"resolution": 96}, None, len(SEEDS)),
-    "1 epoch of 2400 images (the default's cost)": ({"train": 2400, "epochs": 1}, None, len(SEEDS)),
-    "weights' EMA 0.8 evaluated": ({"ema": 0.8}, None, len(SEEDS)),
-    "weights' EMA 0.9 evaluated": ({"ema": 0.9}, None, len(SEEDS)),
+    "native 28 px, stage 2 at stride 1": ({"resolution": 28}, "stride16", PAIRED),
+    "4 epochs": ({"epochs": 4}, None, PAIRED),
+    "width 0.5": ({"width": 0.5}, None, PAIRED),
+    "96 px (a larger side)": ({"resolution": 96}, None, PAIRED),
+    "1 epoch of 2400 images (the default's cost)": ({"train": 2400, "epochs": 1}, None, PAIRED),
+    "weights' EMA 0.8 evaluated": ({"ema": 0.8}, None, PAIRED),
+    "weights' EMA 0.9 evaluated": ({"ema": 0.9}, None, PAIRED),
+    "batch 32 (twice the steps)": ({"batch_size": 32}, None, PAIRED),
+    "batch 16 (four times the steps)": ({"batch_size": 16}, None, PAIRED),
+    "lr 0.008 (twice the default's)": ({"lr": 0.008}, None, PAIRED),
+    "lr 0.002 (half the default's)": ({"lr": 0.002}, None, PAIRED),
 }
 DEFAULT, LONG = list(DESIGNS)[:2]
 
@@ -104,12 +114,13 @@ def one_run(job: tuple) -> dict:
             "score": -r.val_loss[-1], "acc": r.final_acc, "cpu_s": time.process_time() - start, **shape_attrs(spec)}
 
 
-def collect(path: Path, quick: bool, jobs: int, only: list[str] | None = None) -> pd.DataFrame:
-    """Train what `path` lacks of every design (or of those whose names hold one of `only`'s words)."""
+def collect(path: Path, quick: bool, jobs: int, only: list[str] | None = None, seeds: int | None = None) -> pd.DataFrame:
+    """Train what `path` lacks of every design (or of those whose names hold one of `only`'s words), on each
+    design's seeds or, if given, on the first `seeds` of SEEDS."""
     done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["design", "alpha", "beta", "gamma", "seed"])
     have = {(r.design, r.alpha, r.beta, r.gamma, r.seed) for r in done.itertuples()}
     chosen = {d: v for d, v in DESIGNS.items() if not only or any(word in d for word in only)}
-    todo = [(d, c, s, quick) for d, (_, _, n) in chosen.items() for s in SEEDS[:n] for c in networks(NETWORKS, quick)
+    todo = [(d, c, s, quick) for d, (_, _, n) in chosen.items() for s in SEEDS[:seeds or n] for c in networks(NETWORKS, quick)
             if (d, c.alpha, c.beta, c.gamma, s) not in have]
     console.log(f"{len(todo)} proxy runs to train ({len(have)} already in {path})")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,16 +164,25 @@ def design_row(name: str, runs: pd.DataFrame) -> tuple[list, surface.Surface, fl
             f"{differ:.3f}", f"{lack:.3f}", f"{100 * runs['acc'].mean():.1f}"], s, differ
 
 
-def report(runs: pd.DataFrame) -> str:
+HEADERS = ["design", "seeds", "CPU-s per run", "noise σ (nats)", "spread (nats)", "signal/noise per run",
+           "per 1000 CPU-s", "slope log depth", "slope log width", "slope log side", "networks differ (F-test p)",
+           "linear surface's lack of fit (p)", "mean val top-1 (%)"]
+
+
+def rows_on(runs: pd.DataFrame, seeds: tuple[int, ...]) -> tuple[list, dict, dict]:
+    """A row per design with at least two of `seeds`, fitted on those seeds only (so rows stay paired)."""
     rows, fits, differ = [], {}, {}
     for name in DESIGNS:
-        part = runs[runs["design"] == name]
+        part = runs[(runs["design"] == name) & runs["seed"].isin(seeds)]
         if part["seed"].nunique() >= 2:
             row, fits[name], differ[name] = design_row(name, part)
             rows.append(row)
-    body = table(["design", "seeds", "CPU-s per run", "noise σ (nats)", "spread (nats)", "signal/noise per run",
-                  "per 1000 CPU-s", "slope log depth", "slope log width", "slope log side", "networks differ (F-test p)",
-                  "linear surface's lack of fit (p)", "mean val top-1 (%)"], rows)
+    return rows, fits, differ
+
+
+def report(runs: pd.DataFrame) -> str:
+    rows, fits, differ = rows_on(runs, SEEDS[:PAIRED])
+    body = table(HEADERS, rows)
     if DEFAULT in fits and LONG in fits:
         a, b = fits[DEFAULT].table["fit"], fits[LONG].table["fit"].reindex(fits[DEFAULT].table.index)
         tau = stats.kendalltau(a, b).statistic
@@ -174,15 +194,26 @@ def report(runs: pd.DataFrame) -> str:
         if differ[LONG] > 0.05:
             body += (f" With {LONG} the networks do not differ detectably (F-test p = {differ[LONG]:.2f}): the longer "
                      "training's own ranking is mostly noise, so this τ-b says little either way.")
+    full = [n for n in DESIGNS if runs.loc[runs["design"] == n, "seed"].nunique() == len(SEEDS)]
+    if len(full) >= 2:
+        rows, fits, _ = rows_on(runs[runs["design"].isin(full)], SEEDS)
+        body += f"\n\nThe designs trained on all {len(SEEDS)} seeds ({', '.join(map(str, SEEDS))}), paired:\n\n"
+        body += table(HEADERS, rows)
+        if DEFAULT in fits:
+            base = fits[DEFAULT].table["fit"]
+            body += "\n\nKendall τ-b of each design's fitted scores with the default's: " + ", ".join(
+                f"{n} {stats.kendalltau(base, f.table['fit'].reindex(base.index)).statistic:+.2f}"
+                for n, f in fits.items() if n != DEFAULT) + "."
     return body
 
 
-def run(quick: bool = False, device: str = "cpu", jobs: int = 1, only: list[str] | None = None) -> str:
+def run(quick: bool = False, device: str = "cpu", jobs: int = 1, only: list[str] | None = None,
+        seeds: int | None = None) -> str:
     if device != "cpu":
         console.log("proxy_design measures CPU-seconds: it trains on the CPU")
     path = Path("bench-results") / ("proxy-design-quick" if quick else "proxy-design") / "runs.csv"
     console.log(machine_line("cpu"))
-    runs = collect(path, quick, jobs, only)
+    runs = collect(path, quick, jobs, only, seeds)
     return section("Proxy designs: signal per CPU-second and fidelity" + (" (quick)" if quick else ""), "cpu",
                    report(runs))
 
@@ -192,7 +223,9 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each on one thread")
     parser.add_argument("--only", nargs="+", help="designs whose names hold one of these words, e.g. default 96")
+    parser.add_argument("--seeds", type=int, choices=range(2, len(SEEDS) + 1), metavar=f"2..{len(SEEDS)}",
+                        help=f"train the chosen designs on this many of the seeds (default: {PAIRED}; the fidelity design 2)")
     args = parser.parse_args()
-    print(run(args.quick, jobs=args.jobs, only=args.only))
+    print(run(args.quick, jobs=args.jobs, only=args.only, seeds=args.seeds))
 
 __all__ = ["run", "report", "collect", "DESIGNS"]

@@ -65,3 +65,31 @@ def test_the_allocation_simulation_runs_the_race_on_the_default_grid_within_its_
     row = allocation.replicate(cands, 0, "uniform", 38, 1.0)
     assert 0 < row["winner's P(best)"] <= 1 and row["winner is the true best"] in (0, 0.5, 1)
     assert 1 <= row["set size"] <= 19 and row["trainings"] == 38
+
+
+def test_the_proxy_design_report_keeps_its_main_table_paired_and_adds_the_six_seed_one():
+    """Designs trained on more seeds do not change the main table's rows (the first PAIRED seeds, paired for all);
+    those trained on every seed get their own table, and a tilt planted in one design shows in its slope."""
+    import numpy as np
+    import pandas as pd
+
+    from benchmarks import proxy_design as pd_bench
+
+    rng = np.random.default_rng(0)
+    nets = [(1.0 + i / 10, 1.0 + i / 20, 1.0, blocks, width, side)  # depth, width and side vary independently
+            for i, (blocks, width, side) in enumerate((b, w, x) for b in (16, 20) for w in (30, 40) for x in (77, 85))]
+    rows = []
+    for design, seeds, tilt in ((pd_bench.DEFAULT, pd_bench.SEEDS, 0.2), ("lr 0.008 (twice the default's)", pd_bench.SEEDS, 0.0),
+                                ("4 epochs", pd_bench.SEEDS[:pd_bench.PAIRED], 0.1)):
+        for s in seeds:
+            for a, b, g, blocks, width, side in nets:
+                score = tilt * np.log(width) + 0.01 * s + 0.01 * rng.standard_normal()
+                rows.append({"design": design, "alpha": a, "beta": b, "gamma": g, "seed": s, "side": side, "score": score,
+                             "acc": 0.5, "cpu_s": 10.0, "depth_blocks": blocks, "width_channels": width})
+    runs = pd.DataFrame(rows)
+    text = pd_bench.report(runs)
+    main, six = text.split("The designs trained on all")
+    assert "| 4 epochs | 3 |" in main and f"| {pd_bench.DEFAULT} | 3 |" in main
+    assert f"| {pd_bench.DEFAULT} | 6 |" in six and "4 epochs" not in six
+    slope = {r[0]: float(r[8]) for r in pd_bench.rows_on(runs, pd_bench.SEEDS)[0]}
+    assert abs(slope[pd_bench.DEFAULT] - 0.2) < 0.05 and abs(slope["lr 0.008 (twice the default's)"]) < 0.05
