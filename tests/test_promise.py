@@ -199,14 +199,15 @@ def test_worker_refuses_bad_input(root, bad, args):
 
 
 RUN_BAD = st.sampled_from([["--proxy-resolution", "100000"], ["--batch-size", "0"], ["--batch-size", "100000"],
-                           ["--study", ""], ["--epochs", "0"], ["--budget", "nan"], ["--device", "tpu"],
+                           ["--study", ""], ["--epochs", "0"], ["--lr", "-1"], ["--budget", "nan"], ["--device", "tpu"],
                            ["--storage", "journal:/nonexistent/dir/x.log"], ["--storage", "journal:garbage.log"],
                            ["--storage", "sqlite:///folder/missing/x.db"], ["--data", "synthetic:5"]])
 
 
 @SETTINGS
 @given(RUN_BAD, options(("--epochs", number_text()), ("--train", number_text()), ("--proxy-resolution", number_text()),
-                        ("--batch-size", number_text()), ("--tolerance", number_text()), ("--storage", storage_url())))
+                        ("--batch-size", number_text()), ("--lr", number_text()), ("--tolerance", number_text()),
+                        ("--storage", storage_url())))
 def test_run_refuses_bad_options_before_creating_anything(root, bad, args):
     assert check(root, "run", "--base", "tiny-mbconv", "--space", "space.toml", "--device", "cpu", *args, *bad) == 2
 

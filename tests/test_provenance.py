@@ -30,7 +30,7 @@ def test_other_settings_are_refused_and_restart_starts_again(capsys, base_args, 
     first = study_trials(tmp_path)
     for extra, named in ((["--epochs", "2"], "proxy.epochs 1 → 2"), (["--data", "synthetic:96"], "data.name"),
                          (["--tolerance", "0.1"], "space.tolerance 0.05 → 0.1"), (["--budget", "1.45x"], "space.budget 1.5 → 1.45"),
-                         (["--proxy-resolution", "20"], "proxy.resolution 16 → 20"),
+                         (["--proxy-resolution", "20"], "proxy.resolution 16 → 20"), (["--lr", "0.008"], "proxy.lr"),
                          (["--base", "b0", "--constraint", "nominal"], "base.name")):
         r = run_cli(capsys, *base_args, *extra)
         assert_user_error(r, "was run with other settings", named, "--study NAME", "--restart")

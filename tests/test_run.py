@@ -194,6 +194,8 @@ def test_interrupt_marks_the_trial_and_rerun_completes(capsys, space_file, tmp_p
     (["--sampler", "annealing"], ["sampler"]),
     (["--pruner", "sometimes"], ["pruner"]),
     (["--epochs", "0"], ["epochs"]),
+    (["--lr", "0"], ["lr"]),
+    (["--lr", "nan"], ["lr"]),
     (["--device", "tpu"], ["device", "tpu"]),
     (["--device", "cuda:7"], ["cuda:7"]),
     (["--study", "bad name!"], ["--study"]),

@@ -42,6 +42,7 @@ def run(
     train_images: Optional[int] = typer.Option(None, "--train", help="Training images per proxy run."),
     val_images: Optional[int] = typer.Option(None, "--val", help="Validation images."),
     batch_size: Optional[int] = typer.Option(None, help="Proxy batch size."),
+    lr: Optional[float] = typer.Option(None, help="Proxy learning rate (which shape wins can depend on it: check another in a study of its own)."),
     proxy_resolution: Optional[int] = typer.Option(None, help="Proxy side in px for γ = 1."),
     data: str = typer.Option("embedded", help="embedded, fashion-mnist-full[:DIR], cifar10:PATH, synthetic[:N] or an image folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -64,7 +65,7 @@ def run(
                             data=data, device=device, constraint=constraint, latency_device=latency_device,
                             latency_batch=latency_batch, tolerance=tolerance, sampler=sampler,
                             trials=trials, pruner=pruner, epochs=epochs, seeds=seeds, max_seeds=max_seeds, time=time_budget,
-                            train=train_images, val=val_images, batch_size=batch_size, resolution=proxy_resolution,
+                            train=train_images, val=val_images, batch_size=batch_size, lr=lr, resolution=proxy_resolution,
                             study=study, storage=storage_url, results_dir=results_dir, compile=compile_step)
     print_result(result)
 

@@ -65,6 +65,7 @@ class RunOptions:
     train: int | None = None
     val: int | None = None
     batch_size: int | None = None
+    lr: float | None = None
     resolution: int | None = None
     study: str | None = None
     storage: str | None = None
@@ -160,7 +161,7 @@ def prepare(options: RunOptions, latency: LatencyCheck | None = None, on_latency
     """
     overrides = {k: getattr(options, k) for k in ("constraint", "tolerance", "sampler", "trials", "pruner",
                                                     "epochs", "seeds", "max_seeds", "train", "val", "batch_size",
-                                                    "resolution")}
+                                                    "lr", "resolution")}
     if options.budget is not None:
         overrides["budget"] = parse_budget(options.budget)
     if options.time is not None:
