@@ -319,9 +319,9 @@ def boundary(winner: Cand, tied: list[Cand], ranges: dict | None) -> list[str]:
     if set_max:
         notes.append(f"the 95% set reaches {', '.join(f'{a}.max' for a in set_max)}: extend it to see past the edge")
     if any(x.startswith("beta") for x in at_max):
-        notes.append("short proxies are known to favour width (Bello et al. 2021), and the shape that wins can depend on "
-                     "the proxy's learning rate: check with longer proxy training (--epochs) and another --lr, each in "
-                     "a study of its own (--study)")
+        notes.append("short proxies are known to favour width (Bello et al. 2021), and how strongly depends on the "
+                     "proxy's training: check with longer proxy training (--epochs) or another --lr, each in a study of "
+                     "its own (--study)")
     return notes
 
 
