@@ -180,15 +180,19 @@ def rows_on(runs: pd.DataFrame, seeds: tuple[int, ...]) -> tuple[list, dict, dic
     return rows, fits, differ
 
 
+def tau_with(base: surface.Surface, other: surface.Surface) -> float:
+    """Kendall τ-b between two designs' fitted scores over `base`'s networks."""
+    fit = base.table["fit"]
+    return float(stats.kendalltau(fit, other.table["fit"].reindex(fit.index)).statistic)
+
+
 def report(runs: pd.DataFrame) -> str:
     rows, fits, differ = rows_on(runs, SEEDS[:PAIRED])
     body = table(HEADERS, rows)
     if DEFAULT in fits and LONG in fits:
-        a, b = fits[DEFAULT].table["fit"], fits[LONG].table["fit"].reindex(fits[DEFAULT].table.index)
-        tau = stats.kendalltau(a, b).statistic
         top = lambda f: f.table["fit"].idxmax()
         body += (f"\n\nFidelity: Kendall τ-b between the default's fitted scores and those of {LONG}, over "
-                 f"{len(a)} networks: {tau:+.2f} (goal ≥ 0.6). Best network: default ({top(fits[DEFAULT])}), "
+                 f"{len(fits[DEFAULT].table)} networks: {tau_with(fits[DEFAULT], fits[LONG]):+.2f} (goal ≥ 0.6). Best network: default ({top(fits[DEFAULT])}), "
                  f"5x training ({top(fits[LONG])}). Slopes are the fitted score's change per unit log of the built "
                  "network's blocks, mean channels and side, within one budget (so they trade against each other).")
         if differ[LONG] > 0.05:
@@ -200,10 +204,8 @@ def report(runs: pd.DataFrame) -> str:
         body += f"\n\nThe designs trained on all {len(SEEDS)} seeds ({', '.join(map(str, SEEDS))}), paired:\n\n"
         body += table(HEADERS, rows)
         if DEFAULT in fits:
-            base = fits[DEFAULT].table["fit"]
             body += "\n\nKendall τ-b of each design's fitted scores with the default's: " + ", ".join(
-                f"{n} {stats.kendalltau(base, f.table['fit'].reindex(base.index)).statistic:+.2f}"
-                for n, f in fits.items() if n != DEFAULT) + "."
+                f"{n} {tau_with(fits[DEFAULT], f):+.2f}" for n, f in fits.items() if n != DEFAULT) + "."
     return body
 
 
