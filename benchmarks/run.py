@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     __package__ = "benchmarks"
 
 BENCHMARKS = ["cost_model", "throughput", "loader", "storage_overhead", "end_to_end", "pg_restart", "latency",
-              "surface", "calibration", "allocation", "proxy_design", "planted", "compare"]
+              "surface", "calibration", "allocation", "proxy_design", "scores", "planted", "compare"]
 
 
 def main(argv: list[str] | None = None) -> None:

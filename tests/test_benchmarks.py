@@ -93,3 +93,27 @@ def test_the_proxy_design_report_keeps_its_main_table_paired_and_adds_the_six_se
     assert f"| {pd_bench.DEFAULT} | 6 |" in six and "4 epochs" not in six
     slope = {r[0]: float(r[8]) for r in pd_bench.rows_on(runs, pd_bench.SEEDS)[0]}
     assert abs(slope[pd_bench.DEFAULT] - 0.2) < 0.05 and abs(slope["lr 0.008 (twice the default's)"]) < 0.05
+
+
+def test_the_scores_of_one_run_match_their_definitions_and_the_calibrated_one_ignores_confidence():
+    """Loss, top-1 and Brier as defined; the loss at a cross-fitted temperature is the same whatever the
+    logits' scale, while the plain loss rewards or punishes confidence alone."""
+    import numpy as np
+    from scipy import special
+
+    from benchmarks import scores as sc
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 600)
+    logits = rng.standard_normal((600, 10))
+    logits[np.arange(600), y] += 1.5  # a network that has learned something
+    got = sc.scores(logits, y)
+    p = special.softmax(logits, axis=1)
+    assert np.isclose(got["loss"], np.mean(np.log(p[np.arange(600), y])))
+    assert np.isclose(got["acc"], np.mean(p.argmax(1) == y))
+    assert np.isclose(got["brier"], -np.mean(np.sum((p - np.eye(10)[y]) ** 2, axis=1)))
+    sharper = sc.scores(3 * logits, y)
+    assert abs(sharper["calibrated"] - got["calibrated"]) < 1e-3
+    assert abs(sharper["loss"] - got["loss"]) > 0.1 and sharper["acc"] == got["acc"]
+    assert got["calibrated"] >= got["loss"] - 0.01  # a fitted temperature can only help, up to the cross-fit
+    assert abs(sc.fitted_temperature(3 * logits, y) / sc.fitted_temperature(logits, y) - 3) < 0.01

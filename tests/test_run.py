@@ -311,6 +311,19 @@ def test_an_average_of_the_weights_is_what_gets_scored() -> None:
     assert proxy.train(spec, data, replace(settings, ema=0.9), 16, seed=3).val_loss == averaged.val_loss
 
 
+def test_kept_logits_are_the_ones_the_val_loss_and_top1_were_read_from() -> None:
+    """`keep_logits` hands back the last evaluation's val logits, in val order, without changing the run."""
+    data = DeviceData(load_data("synthetic:256"), pick_device("cpu"))
+    spec, settings = scale(load_base("tiny-mbconv")), ProxySettings(epochs=2, batch_size=32)
+    plain = proxy.train(spec, data, settings, 16, seed=3, every_epoch=False)
+    kept = proxy.train(spec, data, settings, 16, seed=3, every_epoch=False, keep_logits=True)
+    assert plain.val_logits is None and kept.val_loss == plain.val_loss
+    y = data.val_y.cpu()
+    assert kept.val_logits.shape == (len(y), data.num_classes)
+    assert abs(torch.nn.functional.cross_entropy(kept.val_logits, y).item() - kept.val_loss[-1]) < 1e-5
+    assert (kept.val_logits.argmax(1) == y).float().mean().item() == pytest.approx(kept.final_acc)
+
+
 def test_compile_trains_the_same_network_through_torch_compile() -> None:
     data = DeviceData(load_data("synthetic:256"), pick_device("cpu"))
     # One block per stage: the compile path is under test, not the network, and inductor's time grows with the graph.

@@ -74,6 +74,7 @@ class ProxyResult:
     train_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
     train_images: int = 0
+    val_logits: torch.Tensor | None = None  # the last evaluation's, on the CPU in val order; only when asked for
 
     @property
     def final_acc(self) -> float:
@@ -118,12 +119,14 @@ def train(
     on_step: Callable[[int, int], None] | None = None,
     compile: bool = False,
     every_epoch: bool = True,
+    keep_logits: bool = False,
 ) -> ProxyResult:
     """Train `spec` from scratch for ``settings.epochs`` epochs; evaluate after each.
 
     Deterministic on the CPU for a given seed (weights, shuffling, augmentation,
     dropout). Raises :class:`Diverged` on a NaN/inf loss. Without `every_epoch`
-    only the last epoch is evaluated (pruners need every epoch; racing does not).
+    only the last epoch is evaluated (pruners need every epoch; racing does not). With
+    `keep_logits` the result holds the last evaluation's val logits (to compare scores).
     `compile` runs the
     training steps through torch.compile; it pays only on long runs (on 2 CPU
     cores B0 took 158 s to compile and then trained at 0.92× eager speed).
@@ -166,7 +169,9 @@ def train(
         if not every_epoch and epoch + 1 < settings.epochs:
             continue
         recalibrate_bn(scored, data, settings.batch_size, resolution, amp, gen)
-        acc, val_loss = evaluate(scored, data, settings.batch_size, resolution, amp)
+        logits = [] if keep_logits else None
+        acc, val_loss = evaluate(scored, data, settings.batch_size, resolution, amp, logits)
+        result.val_logits = torch.cat(logits).cpu() if keep_logits else None
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss became {val_loss} in epoch {epoch + 1}")
         result.train_loss.append(train_loss)
@@ -262,14 +267,17 @@ def recalibrate_bn(net: nn.Module, data: DeviceData, batch_size: int, resolution
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, data: DeviceData, batch_size: int, resolution: int, amp) -> tuple[float, float]:
-    """Validation top-1 (fraction) and mean cross-entropy."""
+def evaluate(net: nn.Module, data: DeviceData, batch_size: int, resolution: int, amp,
+             logits_out: list | None = None) -> tuple[float, float]:
+    """Validation top-1 (fraction) and mean cross-entropy; each batch's logits appended to `logits_out` if given."""
     net.eval()
     correct = torch.zeros((), device=data.device)
     loss_sum = torch.zeros((), device=data.device)
     for x, y in data.val_batches(batch_size * 2, resolution):
         with amp:
             logits = net(x).float()
+        if logits_out is not None:
+            logits_out.append(logits)
         correct += (logits.argmax(1) == y).sum()
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
     n = data.num_val
