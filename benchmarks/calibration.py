@@ -24,12 +24,11 @@ from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
 import optuna
 
 from scalesearch.stats import _race as race
-from scalesearch.results import _ranking as results
+from scalesearch.results import _ranking as results, compare_rankings
 from scalesearch import search
 from scalesearch.space import load_space
 
@@ -69,24 +68,15 @@ def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | Non
             "fit": race.fit(trials), "workers": wall.get("workers", 1)}
 
 
-def _key(c) -> tuple[float, float, float]:
-    return tuple(round(float(x), 4) for x in c)
-
-
 def pair_rows(runs: list[dict]) -> tuple[list, float]:
     """Per unordered pair: τ-b of score_fit, and whether each winner is in the other's set; the coverage rate."""
     rows, hits = [], []
     for a, b in combinations(runs, 2):
-        fa = {_key((r.alpha, r.beta, r.gamma)): r.score_fit for r in a["ranked"].itertuples()}
-        fb = {_key((r.alpha, r.beta, r.gamma)): r.score_fit for r in b["ranked"].itertuples()}
-        common = sorted(set(fa) & set(fb))
-        tau = stats.kendalltau([fa[k] for k in common], [fb[k] for k in common]).statistic
-        a_in_b = _key(a["verdict"].winner) in {_key(c) for c in b["verdict"].tied}
-        b_in_a = _key(b["verdict"].winner) in {_key(c) for c in a["verdict"].tied}
-        hits += [a_in_b, b_in_a]
-        rows.append([f"{a['seed']} vs {b['seed']}", len(common), f"{tau:+.2f}",
-                     "yes" if _key(a["verdict"].winner) == _key(b["verdict"].winner) else "no",
-                     "yes" if a_in_b else "no", "yes" if b_in_a else "no"])
+        r = compare_rankings(a["ranked"], (a["verdict"].winner, a["verdict"].tied),
+                                     b["ranked"], (b["verdict"].winner, b["verdict"].tied))
+        hits += [r.a_in_b, r.b_in_a]
+        rows.append([f"{a['seed']} vs {b['seed']}", r.common, f"{r.tau:+.2f}", "yes" if r.winners[0] == r.winners[1] else "no",
+                     "yes" if r.a_in_b else "no", "yes" if r.b_in_a else "no"])
     return rows, sum(hits) / len(hits) if hits else float("nan")
 
 

@@ -1,7 +1,8 @@
-"""The search's commands: run, show, export and worker."""
+"""The search's commands: run, show, export, worker and agree."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Optional
 
@@ -180,3 +181,44 @@ def worker(
     if not quiet:
         err.print(f"worker done: {done} of {total} trials of study {study} in {search.redact(storage_url)} done; "
                   f"see the ranking with scalesearch show --storage URL --study {study}", highlight=False)
+
+
+@app.command()
+@inputs
+def agree(
+    first: str = typer.Argument(..., metavar="STUDY_A", help="A results folder or a study name, as for show."),
+    second: str = typer.Argument(..., metavar="STUDY_B", help="The same question asked another way (another --lr, "
+                                 "--epochs, seed or data), in a study of its own."),
+    fmt: str = typer.Option("text", "--format", help="text or json."),
+    storage_url: Optional[str] = STORAGE_OPT,
+    results_dir: str = RESULTS_OPT,
+) -> None:
+    """Do two studies of one base, budget and constraint agree? Each winner against the other's 95% set, and τ-b."""
+    if fmt not in ("text", "json"):
+        fail(f"--format must be text or json, got {fmt!r}")
+    studies = [search.load_recorded(storage_url, name, results_dir)[0] for name in (first, second)]
+    r = results.agreement(*studies)
+    if fmt == "json":
+        doc = {**r.__dict__, "p_in_other": [None if math.isnan(p) else p for p in r.p_in_other],
+               "contradict": r.contradict, "words": r.words}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return
+    config = studies[0].user_attrs["config"]
+    unit = "−val loss, nats" if config.get("proxy", {}).get("score", "loss") == "loss" else "val top-1, fraction"
+    a, b = r.names
+    name = lambda c: f"({', '.join(f'{x:g}' for x in c)})"
+    slopes = lambda s: " / ".join(f"{s.get(k, math.nan):+.3f}" for k in ("log_depth", "log_width", "log_side"))
+    lines = [f"Agreement of {a} and {b}: {config['base']['name']} at {config['space']['budget']:g}x, "
+             f"{config['space']['constraint']} constraint",
+             "what differs: " + ("; ".join(r.differences) or "nothing recorded (the same settings)"),
+             f"candidates ranked by both: {r.common}",
+             *(f"{n}'s winner {name(w)}: in {o}'s 95% set: {'yes' if inside else 'no'} (its P(best) there: "
+               f"{'not ranked' if math.isnan(p) else f'{100 * p:.0f}%'})"
+               for n, o, w, inside, p in ((a, b, r.winners[0], r.a_in_b, r.p_in_other[0]),
+                                          (b, a, r.winners[1], r.b_in_a, r.p_in_other[1]))),
+             f"95% sets: {r.set_sizes[0]} and {r.set_sizes[1]} networks (of {r.networks})",
+             f"Kendall τ-b of score_fit over the common candidates: {r.tau:+.2f} (p = {r.tau_p:.2g})",
+             f"slopes, score ({unit}) per unit log of blocks / channels / side: {a} {slopes(r.slopes[0])}; "
+             f"{b} {slopes(r.slopes[1])}",
+             r.words]
+    out.print("\n".join(lines), highlight=False, soft_wrap=True)
