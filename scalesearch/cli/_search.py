@@ -43,7 +43,7 @@ def run(
     train_images: Optional[int] = typer.Option(None, "--train", help="Training images per proxy run."),
     val_images: Optional[int] = typer.Option(None, "--val", help="Validation images."),
     batch_size: Optional[int] = typer.Option(None, help="Proxy batch size."),
-    lr: Optional[float] = typer.Option(None, help="Proxy learning rate (how strongly short proxies favour width depends on it: check another in a study of its own)."),
+    lr: Optional[float] = typer.Option(None, help="Proxy learning rate (how strongly short proxies favour width depends on it: check another in a study of its own and compare with scalesearch agree)."),
     proxy_resolution: Optional[int] = typer.Option(None, help="Proxy side in px for γ = 1."),
     data: str = typer.Option("embedded", help="embedded, fashion-mnist-full[:DIR], cifar10:PATH, synthetic[:N] or an image folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),

@@ -321,7 +321,7 @@ def boundary(winner: Cand, tied: list[Cand], ranges: dict | None) -> list[str]:
     if any(x.startswith("beta") for x in at_max):
         notes.append("short proxies are known to favour width (Bello et al. 2021), and how strongly depends on the "
                      "proxy's training: check with longer proxy training (--epochs) or another --lr, each in a study of "
-                     "its own (--study)")
+                     "its own (--study), and compare the two with scalesearch agree")
     return notes
 
 
