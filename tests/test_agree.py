@@ -77,3 +77,12 @@ def test_a_winner_outside_the_other_set_is_a_contradiction_that_names_what_diffe
     assert (one_way.a_in_b, one_way.b_in_a) == (False, True) and "B's winner lies outside" not in one_way.words
     missing = compare_rankings(a.iloc[1:], (keys[1], keys[1:]), b, (keys[0], keys))
     assert missing.common == 2 and math.isnan(missing.p_in_other[1])  # B's winner was not ranked by A
+
+
+def test_differences_name_each_setting_with_its_unit_and_skip_how_the_space_was_named():
+    from scalesearch.results._agreement import differences
+
+    a = {"space": {"time": 600.0, "name": "a", "path": "a.toml"}, "proxy": {"resolution": "auto", "lr": 0.004}, "data": {"spec": "x"}}
+    b = {"space": {"time": 3600.0, "name": "b", "path": "b.toml"}, "proxy": {"resolution": 96, "lr": 0.004}, "data": {"spec": "y"}}
+    assert differences(a, b) == ["proxy.resolution: auto → 96 px", "space.time: 600 s → 3600 s"]
+    assert differences(a, a) == []

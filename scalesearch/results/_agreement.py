@@ -38,6 +38,7 @@ QUESTION = (("base", "name"), ("space", "budget"), ("space", "constraint"))
 # Settings whose difference is the point of the comparison (or a seed that differs), reported by name.
 COMPARED = ("proxy", "data", "space")
 SKIPPED = {("space", "name"), ("space", "path"), ("data", "spec")}  # how a setting was given, not what it is
+UNITS = {("space", "time"): " s", ("proxy", "resolution"): " px"}
 
 
 def _key(c) -> Cand:
@@ -99,7 +100,8 @@ def differences(a: dict, b: dict) -> list[str]:
         x, y = a.get(part) or {}, b.get(part) or {}
         for k in sorted(set(x) | set(y), key=str):
             if (part, k) not in SKIPPED and x.get(k) != y.get(k):
-                out.append(f"{part}.{k}: {_plain(x.get(k))} → {_plain(y.get(k))}")
+                unit = lambda v: _plain(v) + (UNITS.get((part, k), "") if isinstance(v, (int, float)) else "")
+                out.append(f"{part}.{k}: {unit(x.get(k))} → {unit(y.get(k))}")
     return out
 
 
