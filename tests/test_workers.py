@@ -192,11 +192,11 @@ def test_supervisor_that_loses_its_storage_stops_its_workers(capsys, options, mo
         started.extend(real_launch(plan, layout, budget, pool))
         return started
 
-    def counts(plan, study):  # the storage goes once the workers train (a Ctrl-C while Python starts is a traceback)
+    def counts(plan, study, trials=None):  # the storage goes once the workers train (a Ctrl-C while Python starts is a traceback)
         polls.append(any(t.state == TrialState.RUNNING for t in study.get_trials()) or len(polls) > 100)
         if polls[-1]:
             raise ScaleSearchError("lost the connection to the storage sqlite:///x for 120 s (SCALESEARCH_DB_RETRY_S): gone")
-        return real_counts(plan, study)
+        return real_counts(plan, study, trials)
 
     monkeypatch.setattr(workers, "launch", launch)
     monkeypatch.setattr(workers, "progress_counts", counts)

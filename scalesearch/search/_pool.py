@@ -150,9 +150,10 @@ def supervise(plan: Plan, study: optuna.Study, procs: list[subprocess.Popen],
     planned_at = None  # finished trials when the last round was planned
     try:
         while (alive := sum(p.poll() is None for p in procs)):
-            on_poll(*progress_counts(plan, study), alive)  # waits out a database restart (storage.py)
+            trials = study.get_trials(deepcopy=False)  # waits out a database restart (storage.py); one read a poll
+            on_poll(*progress_counts(plan, study, trials), alive)
             if next_round is not None and pool is not None:
-                waiting, running, finished = _states(study)
+                waiting, running, finished = _states(trials)
                 if not waiting and running < alive and finished != planned_at:
                     planned_at = finished
                     if not next_round() and not running:
@@ -173,9 +174,9 @@ def supervise(plan: Plan, study: optuna.Study, procs: list[subprocess.Popen],
                                "done: run the same command again to resume")
 
 
-def _states(study: optuna.Study) -> tuple[int, int, int]:
+def _states(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int, int]:
     """(trials queued, training, finished)."""
-    states = [t.state for t in study.get_trials(deepcopy=False)]
+    states = [t.state for t in trials]
     return (states.count(TrialState.WAITING), states.count(TrialState.RUNNING),
             sum(s in FINISHED for s in states))
 

@@ -110,9 +110,11 @@ def enqueue(plan: Plan, study: optuna.Study, candidates: list[Candidate], phi: i
     return added
 
 
-def progress_counts(plan: Plan, study: optuna.Study) -> tuple[int, int]:
-    """(trials done, trials planned) for this run: the first round's, or all queued once later rounds have added some."""
-    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("unqueued")]
+def progress_counts(plan: Plan, study: optuna.Study, trials: list[optuna.trial.FrozenTrial] | None = None) -> tuple[int, int]:
+    """(trials done, trials planned) for this run: the first round's, or all queued once later rounds have added some.
+    `trials`: the study's trials when the caller has just read them."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    trials = [t for t in trials if not t.user_attrs.get("unqueued")]
     done = sum(1 for t in trials if t.state.is_finished() and is_done(t))
     queued = sum(1 for t in trials if is_done(t))
     if plan.grid:
