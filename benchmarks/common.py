@@ -5,7 +5,11 @@ import multiprocessing
 import os
 import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, Sequence
+
+import pandas as pd
 
 import torch
 from rich.console import Console
@@ -67,3 +71,16 @@ def section(title: str, device: str | torch.device, body: str, note: str = "") -
     if note:
         parts += ["", note]
     return "\n".join(parts) + "\n"
+
+
+def append_runs(path: Path, todo: list, one_run: Callable[[Any], dict], jobs: int, line: Callable[[dict], str],
+                have: int) -> pd.DataFrame:
+    """Train `todo` with `one_run`, `jobs` at a time, appending each row to the CSV at `path` as it comes
+    (so the same command resumes), and logging `line(row)`; every row of the file."""
+    console.log(f"{len(todo)} proxy runs to train ({have} already in {path})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(jobs) as pool:
+        for i, row in enumerate(pool.map(one_run, todo), 1):
+            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False)
+            console.log(f"{i}/{len(todo)} {line(row)}")
+    return pd.read_csv(path)

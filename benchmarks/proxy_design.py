@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from scalesearch.search._queue import spread_order
 from scalesearch.space import candidate_spec, feasible_grid, load_space, resolution_for
 from scalesearch.stats import _surface as surface
 
-from .common import console, machine_line, section, table
+from .common import append_runs, console, machine_line, section, table
 
 SEEDS = (200, 201, 202, 203, 204, 205)  # apart from the seeds of the default, the calibration and the surface benchmark
 PAIRED = 3  # seeds every design trains; `--seeds 6` trains the chosen designs on all of SEEDS
@@ -122,14 +121,9 @@ def collect(path: Path, quick: bool, jobs: int, only: list[str] | None = None, s
     chosen = {d: v for d, v in DESIGNS.items() if not only or any(word in d for word in only)}
     todo = [(d, c, s, quick) for d, (_, _, n) in chosen.items() for s in SEEDS[:seeds or n] for c in networks(NETWORKS, quick)
             if (d, c.alpha, c.beta, c.gamma, s) not in have]
-    console.log(f"{len(todo)} proxy runs to train ({len(have)} already in {path})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(jobs) as pool:
-        for i, row in enumerate(pool.map(one_run, todo), 1):
-            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False)
-            console.log(f"{i}/{len(todo)} {row['design']}: ({row['alpha']:g}, {row['beta']:g}, {row['gamma']:g}) "
-                        f"seed {row['seed']}: val loss {-row['score']:.3f}, {row['cpu_s']:.0f} CPU-s")
-    return pd.read_csv(path)
+    line = lambda row: (f"{row['design']}: ({row['alpha']:g}, {row['beta']:g}, {row['gamma']:g}) seed {row['seed']}: "
+                        f"val loss {-row['score']:.3f}, {row['cpu_s']:.0f} CPU-s")
+    return append_runs(path, todo, one_run, jobs, line, len(have))
 
 
 def observations(runs: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from scalesearch.results._record import shape_attrs
 from scalesearch.space import candidate_spec, load_space, resolution_for
 from scalesearch.stats import _surface as surface
 
-from .common import console, machine_line, section, table
+from .common import append_runs, console, machine_line, section, table
 from .proxy_design import NETWORKS, SEEDS, f_tests, networks, observations
 
 SCORES = {"loss": "val loss (default)", "acc": "val top-1", "brier": "Brier", "calibrated": "loss at a fitted temperature"}
@@ -90,14 +89,9 @@ def collect(path: Path, quick: bool, jobs: int, seeds: int) -> pd.DataFrame:
     done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["alpha", "beta", "gamma", "seed"])
     have = {(r.alpha, r.beta, r.gamma, r.seed) for r in done.itertuples()}
     todo = [(c, s, quick) for s in SEEDS[:seeds] for c in networks(NETWORKS, quick) if (c.alpha, c.beta, c.gamma, s) not in have]
-    console.log(f"{len(todo)} proxy runs to train ({len(have)} already in {path})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(jobs) as pool:
-        for i, row in enumerate(pool.map(one_run, todo), 1):
-            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False)
-            console.log(f"{i}/{len(todo)} ({row['alpha']:g}, {row['beta']:g}, {row['gamma']:g}) seed {row['seed']}: "
-                        f"val loss {-row['loss']:.3f}, top-1 {row['acc']:.1%}, {row['cpu_s']:.0f} CPU-s")
-    return pd.read_csv(path)
+    line = lambda row: (f"({row['alpha']:g}, {row['beta']:g}, {row['gamma']:g}) seed {row['seed']}: val loss "
+                        f"{-row['loss']:.3f}, top-1 {row['acc']:.1%}, {row['cpu_s']:.0f} CPU-s")
+    return append_runs(path, todo, one_run, jobs, line, len(have))
 
 
 HEADERS = ["score", "noise σ (its unit)", "spread (its unit)", "signal/noise per run", "networks differ (F-test p)",
