@@ -37,7 +37,8 @@ def test_two_studies_of_one_question_are_read_side_by_side(capsys, studies):
     assert "candidates ranked by both: 9" in r.out
     assert "slow's winner (" in r.out and "in fast's 95% set: " in r.out and "Kendall τ-b of score_fit" in r.out
     assert "score (val top-1, fraction) per unit log of blocks / channels / side" in r.out  # the tiny space scores acc
-    assert lines[-1].startswith(("they agree", "they do not contradict", "they contradict"))
+    assert lines[-2].startswith(("they agree", "they do not contradict", "they contradict"))
+    assert lines[-1].startswith("note: the two trained on 1 of the same seeds")  # both from the space's seed 0
 
     doc = json.loads(run_cli(capsys, "agree", "slow", "fast", "--results-dir", studies / "results", "--format", "json").out)
     ranked = [pd.read_csv(studies / "results" / s / "ranking.csv") for s in ("slow", "fast")]
@@ -47,11 +48,12 @@ def test_two_studies_of_one_question_are_read_side_by_side(capsys, studies):
         assert [first.alpha, first.beta, first.gamma] == winner  # each study's own verdict
     inside = ranked[1][(ranked[1][["alpha", "beta", "gamma"]] == doc["winners"][0]).all(axis=1)]
     assert doc["a_in_b"] == bool(inside["in_set"].iloc[0]) and doc["p_in_other"][0] == pytest.approx(inside["p_best"].iloc[0])
-    assert doc["contradict"] == (not (doc["a_in_b"] and doc["b_in_a"])) and doc["words"] == lines[-1]
+    assert doc["contradict"] == (not (doc["a_in_b"] and doc["b_in_a"])) and doc["words"] == lines[-2]
+    assert doc["shared_seeds"] == 1
 
     same = run_cli(capsys, "agree", "slow", "slow", "--results-dir", studies / "results")
     assert "what differs: nothing recorded" in same.out and "τ-b of score_fit over the common candidates: +1.00" in same.out
-    assert same.out.splitlines()[-1].startswith("they agree: the same winner")
+    assert same.out.splitlines()[-2].startswith("they agree: the same winner")
 
 
 def test_studies_of_different_questions_or_none_are_refused_in_one_line(capsys, studies):

@@ -221,4 +221,8 @@ def agree(
              f"slopes, score ({unit}) per unit log of blocks / channels / side: {a} {slopes(r.slopes[0])}; "
              f"{b} {slopes(r.slopes[1])}",
              r.words]
+    if r.shared_seeds:
+        lines.append(f"note: the two trained on {r.shared_seeds} of the same seeds, so their noise is in part the same: "
+                     "this shows what the change did, not how well the answer repeats across seeds (for that, change "
+                     "the space's seed)")
     out.print("\n".join(lines), highlight=False, soft_wrap=True)

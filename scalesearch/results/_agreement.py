@@ -9,6 +9,10 @@ two answers side by side says whether the answer survives the change:
 - Kendall's τ-b between the two fitted rankings over the candidates both ranked;
 - each surface's slopes, i.e. how strongly each tilts towards depth, width or side.
 
+Two studies that trained on the same seeds share those seeds' training subsets, orders and initial
+weights (common random numbers), so their noise is in part the same: their agreement then shows what
+the change did, not how well the answer repeats across seeds (change the space's ``seed`` for that).
+
 Only studies of the same base, budget and constraint are compared: the same (α, β, γ) is then the
 same network in both, and each study's 95% set ranges over the same candidates.
 
@@ -61,6 +65,7 @@ class Agreement:
     networks: int = 0  # distinct networks ranked by the first study
     slopes: tuple[dict, dict] = ({}, {})  # each surface's d score / d log(blocks, channels, side)
     differences: list[str] = field(default_factory=list)  # "proxy.lr: 0.004 → 0.008", …
+    shared_seeds: int = 0  # seeds both studies trained on: their noise is then in part the same
 
     @property
     def contradict(self) -> bool:
@@ -127,9 +132,10 @@ def agreement(a: optuna.Study, b: optuna.Study) -> Agreement:
         if x != y:
             raise ScaleSearchError(f"the studies ask different questions: {part} {key} {_plain(x)} in {a.study_name!r}, "
                                    f"{_plain(y)} in {b.study_name!r}; agree compares one base, budget and constraint")
-    ranked, verdicts, fits = [], [], []
+    ranked, verdicts, fits, seeds = [], [], [], []
     for st in (a, b):
         trials = trials_frame(st)
+        seeds.append(set(trials["seed"]) if "seed" in trials else set())
         v = study_verdict(st, trials)
         if v is None:
             raise ScaleSearchError(f"study {st.study_name!r} has no complete candidate yet; run or resume scalesearch run first")
@@ -143,4 +149,4 @@ def agreement(a: optuna.Study, b: optuna.Study) -> Agreement:
                                "agree needs at least 2")
     return Agreement(**{**r.__dict__, "set_sizes": (verdicts[0].networks, verdicts[1].networks),
                         "networks": len(fits[0].table), "slopes": (fits[0].slopes, fits[1].slopes),
-                        "differences": differences(*configs)})
+                        "differences": differences(*configs), "shared_seeds": len(seeds[0] & seeds[1])})
