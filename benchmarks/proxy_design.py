@@ -38,12 +38,12 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from scalesearch.arch import BaseNetwork, load_base
+from scalesearch.arch import BaseNetwork, NetworkSpec, load_base
 from scalesearch.data import DeviceData, load_data, subset
 from scalesearch.proxy import _train as proxy
 from scalesearch.results._record import shape_attrs
 from scalesearch.search._queue import spread_order
-from scalesearch.space import candidate_spec, feasible_grid, load_space, resolution_for
+from scalesearch.space import ProxySettings, candidate_spec, feasible_grid, load_space, resolution_for
 from scalesearch.stats import _surface as surface
 
 from .common import append_runs, console, machine_line, section, table
@@ -92,9 +92,9 @@ def networks(count: int, quick: bool) -> list:
     return spread_order(out)[:count]
 
 
-def one_run(job: tuple) -> dict:
-    """Train one (design, network, seed) on one thread; the row to append."""
-    design, c, seed, quick = job
+def setup(design: str, c, seed: int, quick: bool) -> tuple[NetworkSpec, DeviceData, ProxySettings, int]:
+    """What `design` trains for network `c` on `seed`, on one thread: the network, its data, the proxy
+    settings and the side."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     changes, base_name, _ = DESIGNS[design]
     space = load_space("default")
@@ -107,6 +107,13 @@ def one_run(job: tuple) -> dict:
     spec = candidate_spec(base, c, side, settings.width)
     ds = load_data("synthetic:512" if quick else "embedded", val=settings.val, seed=space.proxy.seed)
     data = DeviceData(subset(ds, min(settings.train, len(ds.train_y)), None, seed), torch.device("cpu"))
+    return spec, data, settings, side
+
+
+def one_run(job: tuple) -> dict:
+    """Train one (design, network, seed) on one thread; the row to append."""
+    design, c, seed, quick = job
+    spec, data, settings, side = setup(design, c, seed, quick)
     start = time.process_time()
     r = proxy.train(spec, data, settings, side, seed)
     return {"design": design, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed, "side": side,

@@ -23,25 +23,19 @@ Runs are appended to ``bench-results/scores/runs.csv``; the same command resumes
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import optimize, special, stats
 
-from scalesearch.arch import load_base
-from scalesearch.data import DeviceData, load_data, subset
 from scalesearch.proxy import _train as proxy
 from scalesearch.results._record import shape_attrs
-from scalesearch.space import candidate_spec, load_space, resolution_for
 from scalesearch.stats import _surface as surface
 
 from .common import append_runs, console, machine_line, section, table
-from .proxy_design import NETWORKS, SEEDS, f_tests, networks, observations
+from .proxy_design import DEFAULT, NETWORKS, SEEDS, f_tests, networks, observations, setup
 
 SCORES = {"loss": "val loss (default)", "acc": "val top-1", "brier": "Brier", "calibrated": "loss at a fitted temperature"}
 
@@ -69,15 +63,7 @@ def scores(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def one_run(job: tuple) -> dict:
     c, seed, quick = job
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    settings = load_space("default").proxy
-    if quick:
-        settings = replace(settings, train=256, val=128, epochs=1)
-    base = load_base("tiny-mbconv" if quick else "b0")
-    side = resolution_for(77, c.gamma)
-    spec = candidate_spec(base, c, side, settings.width)
-    ds = load_data("synthetic:512" if quick else "embedded", val=settings.val, seed=0)
-    data = DeviceData(subset(ds, min(settings.train, len(ds.train_y)), None, seed), torch.device("cpu"))
+    spec, data, settings, side = setup(DEFAULT, c, seed, quick)  # the default proxy, as proxy_design trains it
     start = time.process_time()
     r = proxy.train(spec, data, settings, side, seed, every_epoch=False, keep_logits=True)
     row = {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed, "side": side,
