@@ -31,6 +31,7 @@ def test_other_settings_are_refused_and_restart_starts_again(capsys, base_args, 
     for extra, named in ((["--epochs", "2"], "proxy.epochs 1 → 2"), (["--data", "synthetic:96"], "data.name"),
                          (["--tolerance", "0.1"], "space.tolerance 0.05 → 0.1"), (["--budget", "1.45x"], "space.budget 1.5 → 1.45"),
                          (["--proxy-resolution", "20"], "proxy.resolution 16 → 20"), (["--lr", "0.008"], "proxy.lr"),
+                         (["--lr-scaling", "width"], "proxy.lr_scaling none → width"),
                          (["--base", "b0", "--constraint", "nominal"], "base.name")):
         r = run_cli(capsys, *base_args, *extra)
         assert_user_error(r, "was run with other settings", named, "--study NAME", "--restart")
@@ -88,3 +89,10 @@ def test_differences_ignore_where_and_how_many() -> None:
            "proxy": {"epochs": 2, "seeds": 3, "train": 5000, "lr": 0.001, "new_setting": 1},
            "data": {"spec": "./embedded", "train": 1200}}
     assert differences(old, new) == ["space.alpha.step 0.2 → 0.1", "proxy.lr 0.004 → 0.001"]
+
+
+def test_a_study_recorded_before_lr_scaling_existed_trained_without_it() -> None:
+    """A setting added later is compared by what its absence meant, so an old study is not resumed under another rate."""
+    old = {"proxy": {"epochs": 2, "lr": 0.004}}
+    assert differences(old, {"proxy": {"epochs": 2, "lr": 0.004, "lr_scaling": "none"}}) == []
+    assert differences(old, {"proxy": {"epochs": 2, "lr": 0.004, "lr_scaling": "width"}}) == ["proxy.lr_scaling none → width"]

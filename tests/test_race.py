@@ -201,7 +201,7 @@ def test_verdict_names_the_edge_of_the_space_and_prices_an_unresolved_answer():
     v = race.verdict(surface_trials(seeds=2, noise=0.001, rng=np.random.default_rng(3), tilt=0.5), ranges)
     assert v.resolved and v.boundary[0] == ("the winner sits on the space's boundary (beta = beta.max 1.45, alpha = "
                                             "alpha.min 1, gamma = gamma.min 1): the optimum may lie beyond it; extend beta.max")
-    assert "Bello" in v.boundary[-1] and "--lr" in v.boundary[-1] and "scalesearch agree" in v.boundary[-1] and race.boundary((1.5, 1.2, 1.2), [(1.5, 1.2, 1.2)], ranges) == []
+    assert "Bello" in v.boundary[-1] and "--lr" in v.boundary[-1] and "--lr-scaling width" in v.boundary[-1] and "scalesearch agree" in v.boundary[-1] and race.boundary((1.5, 1.2, 1.2), [(1.5, 1.2, 1.2)], ranges) == []
     flats = [race.verdict(surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(k), tilt=0.0), ranges)
              for k in range(20)]
     assert sum(not v.resolved for v in flats) >= 16  # no true best: a resolved answer is a 1-in-20 accident

@@ -18,12 +18,13 @@ from scalesearch.search import _pool as workers
 from scalesearch.proxy import _train as proxy
 from scalesearch import search
 from scalesearch.arch import load_base, scale
+from scalesearch.arch._model import build
 from scalesearch.data import DeviceData, load_data
 from scalesearch.device import pick_device
 from scalesearch.errors import ScaleSearchError
 from scalesearch.search import Worker
 from scalesearch.space import manifold_size
-from scalesearch.space import ProxySettings, load_space
+from scalesearch.space import Candidate, ProxySettings, at_base_width, candidate_spec, load_space
 from scalesearch.results import read_trial
 
 # Nine grid points within 10% of 2x nominal; proxies of a few hundred thousand MACs.
@@ -196,6 +197,7 @@ def test_interrupt_marks_the_trial_and_rerun_completes(capsys, space_file, tmp_p
     (["--epochs", "0"], ["epochs"]),
     (["--lr", "0"], ["lr"]),
     (["--lr", "nan"], ["lr"]),
+    (["--lr-scaling", "mup"], ["lr_scaling", "none", "width"]),
     (["--device", "tpu"], ["device", "tpu"]),
     (["--device", "cuda:7"], ["cuda:7"]),
     (["--study", "bad name!"], ["--study"]),
@@ -432,3 +434,58 @@ def test_a_trial_the_budget_runs_out_on_stops_mid_training_and_is_queued_again(s
     v = race.verdict(trials_frame(study))
     assert v is None  # nothing completed: no verdict, and the rerun trains the stopped candidate first
     assert race._untrained(trials_frame(study)) == FEASIBLE
+
+
+def test_a_width_scaled_rate_divides_each_wider_layers_rate_by_its_growth_in_fan_in() -> None:
+    """μP's rule for Adam: a weight whose fan-in grew k times from the network at β = 1 trains at rate / k;
+    depthwise kernels, the stem and every vector keep the rate, and the network at β = 1 trains as before."""
+    base = load_base("b0")
+    wide = candidate_spec(base, Candidate(1.0, 1.4, 1.0), 77, 0.35)
+    narrow = at_base_width(base, Candidate(1.0, 1.4, 1.0), 77, 0.35)
+    net = build(wide, 10, 1)
+    with torch.device("meta"):
+        reference = build(narrow, 10, 1)
+    factors = dict(zip((n for n, _ in net.named_parameters()), proxy.width_factors(net, reference)))
+    convs, ref_convs = ({n: m for n, m in x.named_modules() if isinstance(m, torch.nn.Conv2d)} for x in (net, reference))
+    for name, factor in factors.items():
+        module = convs.get(name.removesuffix(".weight"))
+        if name.endswith(".weight") and module is not None and module.groups == 1:  # full convolutions
+            assert factor == pytest.approx(ref_convs[name.removesuffix(".weight")].in_channels / module.in_channels), name
+        elif name != "classifier.weight":  # BatchNorm, biases, depthwise kernels
+            assert factor == 1.0, name
+    assert factors["classifier.weight"] == pytest.approx(narrow.head / wide.head)
+    assert factors["stem.0.weight"] == 1.0 and sum(f < 0.9 for f in factors.values()) > 40  # β = 1.4, rounded per layer
+    settings = ProxySettings(lr=0.004, lr_scaling="width")
+    rates = {p: g["lr"] for g in proxy.make_optimizer(net, settings, reference).param_groups for p in g["params"]}
+    assert {round(rates[p] / 0.004, 6) for p in net.parameters()} == {round(f, 6) for f in factors.values()}
+    assert set(proxy.width_factors(build(narrow, 10, 1), reference)) == {1.0}
+
+
+def test_a_width_scaled_rate_changes_a_wider_networks_training_and_needs_its_reference() -> None:
+    data = DeviceData(load_data("synthetic:256"), pick_device("cpu"))
+    tiny = load_base("tiny-mbconv")
+    wide, narrow = scale(tiny, width=2.0), scale(tiny)
+    settings = ProxySettings(epochs=1, batch_size=32)
+    plain = proxy.train(wide, data, settings, 16, seed=3, reference=narrow)  # ignored: the rate is not scaled
+    assert plain.val_loss == proxy.train(wide, data, settings, 16, seed=3).val_loss
+    scaled = proxy.train(wide, data, replace(settings, lr_scaling="width"), 16, seed=3, reference=narrow)
+    assert scaled.train_loss != plain.train_loss
+    same = proxy.train(narrow, data, replace(settings, lr_scaling="width"), 16, seed=3, reference=narrow)
+    assert same.val_loss == proxy.train(narrow, data, settings, 16, seed=3).val_loss
+    with pytest.raises(ValueError, match="reference"):
+        proxy.train(wide, data, replace(settings, lr_scaling="width"), 16, seed=3)
+
+
+def test_a_space_with_a_width_scaled_rate_runs_and_passes_each_networks_reference(capsys, tmp_path, monkeypatch) -> None:
+    space = tmp_path / "mup.toml"
+    space.write_text(TINY_SPACE.replace("[proxy]", '[proxy]\nlr_scaling = "width"'))
+    seen = []
+    train = proxy.train
+    monkeypatch.setattr(proxy, "train", lambda spec, *a, **kw: seen.append((spec, kw["reference"])) or train(spec, *a, **kw))
+    assert run_cli(capsys, *args(space, tmp_path, "--epochs", "1")).code == 0
+    assert seen and all(ref.head <= spec.head and [s.repeats for s in ref.stages] == [s.repeats for s in spec.stages]
+                        and ref.resolution == spec.resolution for spec, ref in seen)
+    assert any(ref.head < spec.head for spec, ref in seen)  # some candidate is wider than β = 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_SPACE.replace("[proxy]", '[proxy]\nlr_scaling = "mup"'))
+    assert_user_error(run_cli(capsys, *args(bad, tmp_path / "other")), "lr_scaling")

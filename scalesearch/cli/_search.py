@@ -44,6 +44,9 @@ def run(
     val_images: Optional[int] = typer.Option(None, "--val", help="Validation images."),
     batch_size: Optional[int] = typer.Option(None, help="Proxy batch size."),
     lr: Optional[float] = typer.Option(None, help="Proxy learning rate (how strongly short proxies favour width depends on it: check another in a study of its own and compare with scalesearch agree)."),
+    lr_scaling: Optional[str] = typer.Option(None, help="none, or width: each wider layer's rate divided by its growth in "
+                                             "fan-in from β = 1 (μP), so that width is not rewarded for the larger steps a "
+                                             "fixed rate gives it; a check of a width-heavy answer, in a study of its own."),
     proxy_resolution: Optional[int] = typer.Option(None, help="Proxy side in px for γ = 1."),
     data: str = typer.Option("embedded", help="embedded, fashion-mnist-full[:DIR], cifar10:PATH, synthetic[:N] or an image folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -66,7 +69,8 @@ def run(
                             data=data, device=device, constraint=constraint, latency_device=latency_device,
                             latency_batch=latency_batch, tolerance=tolerance, sampler=sampler,
                             trials=trials, pruner=pruner, epochs=epochs, seeds=seeds, max_seeds=max_seeds, time=time_budget,
-                            train=train_images, val=val_images, batch_size=batch_size, lr=lr, resolution=proxy_resolution,
+                            train=train_images, val=val_images, batch_size=batch_size, lr=lr, lr_scaling=lr_scaling,
+                            resolution=proxy_resolution,
                             study=study, storage=storage_url, results_dir=results_dir, compile=compile_step)
     print_result(result)
 

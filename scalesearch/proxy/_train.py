@@ -85,16 +85,38 @@ class ProxyResult:
         return max(range(len(self.val_acc)), key=self.val_acc.__getitem__)
 
 
-def make_optimizer(net: nn.Module, s: ProxySettings) -> torch.optim.Optimizer:
+def make_optimizer(net: nn.Module, s: ProxySettings, reference: nn.Module | None = None) -> torch.optim.Optimizer:
+    """The settings' optimiser over `net`; with `reference` (the same network at the proxy base's width),
+    each weight's rate is scaled by :func:`width_factors`."""
     # No weight decay on BatchNorm and biases (1-D tensors), as in the official recipe.
-    decay = [p for p in net.parameters() if p.ndim > 1]
-    no_decay = [p for p in net.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    params = list(net.parameters())
+    factors = width_factors(net, reference) if reference is not None else [1.0] * len(params)
+    groups: dict[tuple[bool, float], list] = {}
+    for p, f in zip(params, factors):
+        groups.setdefault((p.ndim > 1, f), []).append(p)
+    groups = [{"params": ps, "lr": s.lr * f, "weight_decay": s.weight_decay if decay else 0.0}
+              for (decay, f), ps in groups.items()]
     if s.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, nesterov=s.momentum > 0)
     if s.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=s.lr)
     return torch.optim.RMSprop(groups, lr=s.lr, alpha=0.9, eps=1e-3, momentum=s.momentum)
+
+
+def width_factors(net: nn.Module, reference: nn.Module) -> list[float]:
+    """Per parameter of `net`: its layer's fan-in in `reference` over its own for weights, 1 for vectors.
+
+    An Adam step moves every weight by about the rate, so a layer with k times the inputs changes its
+    outputs about k times as much per step: at one fixed rate a wider network trains as if at a higher
+    rate, which a short proxy rewards. Scaling each weight's rate by the inverse of its fan-in (relative
+    to the network at β = 1) is μP's rule for Adam (Yang et al. 2022); depthwise kernels, the stem and all
+    vectors keep the rate, as their fan-in does not grow with width.
+    """
+    pairs = list(zip(net.parameters(), reference.parameters()))
+    if len(pairs) != len(list(net.parameters())) or any(p.ndim != r.ndim for p, r in pairs):
+        raise ValueError("the reference network must have the same layers as the network it scales")
+    fan_in = lambda t: t.shape[1] * math.prod(t.shape[2:])
+    return [fan_in(r) / fan_in(p) if p.ndim > 1 else 1.0 for p, r in pairs]
 
 
 def lr_factor(s: ProxySettings, step: int, total: int, warmup: int) -> float:
@@ -120,6 +142,7 @@ def train(
     compile: bool = False,
     every_epoch: bool = True,
     keep_logits: bool = False,
+    reference: NetworkSpec | None = None,
 ) -> ProxyResult:
     """Train `spec` from scratch for ``settings.epochs`` epochs; evaluate after each.
 
@@ -127,7 +150,8 @@ def train(
     dropout). Raises :class:`Diverged` on a NaN/inf loss. Without `every_epoch`
     only the last epoch is evaluated (pruners need every epoch; racing does not). With
     `keep_logits` the result holds the last evaluation's val logits (to compare scores).
-    `compile` runs the
+    `reference` is `spec` at the proxy base's width (β = 1), which ``settings.lr_scaling = "width"``
+    scales each layer's rate against (:func:`width_factors`). `compile` runs the
     training steps through torch.compile; it pays only on long runs (on 2 CPU
     cores B0 took 158 s to compile and then trained at 0.92× eager speed).
     """
@@ -136,7 +160,7 @@ def train(
     net = build(spec, data.num_classes, data.in_channels, drop_path=settings.drop_path, bn_momentum=settings.bn_momentum)
     zero_init(net)
     net = net.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(net, settings)
+    optimizer = make_optimizer(net, settings, _reference(reference, data, settings))
     # Only the training step is compiled; evaluation and BN recalibration run eagerly on the
     # same parameters, so switching to eval mode costs no recompilation.
     step_net = torch.compile(net) if compile else net
@@ -181,6 +205,16 @@ def train(
         if on_epoch:
             on_epoch(epoch, acc, val_loss)
     return result
+
+
+def _reference(spec: NetworkSpec | None, data: DeviceData, settings: ProxySettings) -> nn.Module | None:
+    """The network whose fan-ins width scaling divides by, shapes only (no memory), or None without it."""
+    if settings.lr_scaling != "width":
+        return None
+    if spec is None:
+        raise ValueError('lr_scaling = "width" needs the network at β = 1 (`reference`)')
+    with torch.device("meta"):
+        return build(spec, data.num_classes, data.in_channels)
 
 
 def averaged(net: nn.Module, decay: float) -> nn.Module:

@@ -66,6 +66,7 @@ class RunOptions:
     val: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    lr_scaling: str | None = None
     resolution: int | None = None
     study: str | None = None
     storage: str | None = None
@@ -161,7 +162,7 @@ def prepare(options: RunOptions, latency: LatencyCheck | None = None, on_latency
     """
     overrides = {k: getattr(options, k) for k in ("constraint", "tolerance", "sampler", "trials", "pruner",
                                                     "epochs", "seeds", "max_seeds", "train", "val", "batch_size",
-                                                    "lr", "resolution")}
+                                                    "lr", "lr_scaling", "resolution")}
     if options.budget is not None:
         overrides["budget"] = parse_budget(options.budget)
     if options.time is not None:

@@ -37,6 +37,8 @@ IGNORED_KEYS = {"space": {"name", "path", "sampler", "trials", "time"}, "proxy":
                 # means other latencies); its figures vary from run to run and a resume reads them from the cache.
                 "latency": {"base_seconds", "base_medians", "agreement", "cv", "points", "kept", "networks", "measured",
                             "time_s", "near_edge", "unsettled", "base", "measured_points", "near_edge_points"}}
+# Settings added after studies were first recorded: what a recorded configuration without them meant.
+ADDED_LATER = {"proxy.lr_scaling": "none"}
 OUTPUTS = ("trials.csv", "ranking.csv", "coefficients.json", "coefficients.yaml", "coefficients.toml", "coefficients.py")
 
 
@@ -56,7 +58,7 @@ def check(study: optuna.Study, config: dict[str, Any], where: str) -> None:
 
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """'section.key old → new' for every compared setting present in both configurations."""
-    old, new = _flatten(recorded), _flatten(json.loads(json.dumps(current)))  # JSON, as the study stores it
+    old, new = ADDED_LATER | _flatten(recorded), _flatten(json.loads(json.dumps(current)))  # JSON, as the study stores it
     return [f"{key} {_show(old[key])} → {_show(new[key])}" for key in new if key in old and old[key] != new[key]]
 
 

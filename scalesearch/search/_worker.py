@@ -30,7 +30,7 @@ from ..proxy import _train as proxy
 from ..arch._spec import network_key
 from ..results import _record as record
 from . import _queue as queue
-from ..space._candidates import Candidate, candidate_spec
+from ..space._candidates import Candidate, at_base_width, candidate_spec
 from ..data._batches import DeviceData
 from ..data._load import subset
 from ._plan import Plan, seed_list
@@ -244,8 +244,9 @@ class Worker:
 
         data = self.data(seed)
         try:
+            reference = at_base_width(plan.base, trained, a.proxy_resolution, space.proxy.width)
             r = proxy.train(spec, data, space.proxy, a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self._step,
-                            compile=self.compile, every_epoch=space.pruner != "none")
+                            compile=self.compile, every_epoch=space.pruner != "none", reference=reference)
             proxy.require_learning(r, data.num_classes, data.num_val)
         except proxy.Diverged as exc:
             return self._fail(trial, f"diverged: {exc}")

@@ -5,7 +5,7 @@ the single-dimension members that cost what a compound-scaled member costs (for 
 """
 from __future__ import annotations
 
-from ._candidates import Assessment, Candidate, assess, candidate_spec, narrowed, resolution_for, target_ratio, within
+from ._candidates import Assessment, Candidate, assess, at_base_width, candidate_spec, narrowed, resolution_for, target_ratio, within
 from ._families import (FAMILIES, SINGLE, Member, alone, check_families, family_members, interaction_members, matched,
                         target_macs)
 from ._fidelity import ProxyDesign, resolve as resolve_proxy
@@ -17,7 +17,7 @@ from ._space import (CONSTRAINT_UNITS, CONSTRAINTS, PRUNERS, SAMPLERS, SPACES_DI
 
 __all__ = ["Assessment", "CONSTRAINTS", "CONSTRAINT_UNITS", "Candidate", "FAMILIES", "GridReport", "LatencyCheck", "Member",
            "PRUNERS", "ProxyDesign", "ProxySettings", "Range", "SAMPLERS", "SINGLE", "SPACES_DIR", "SearchSpace", "alone", "assess",
-           "candidate_spec", "check_families", "family_members", "feasible_grid", "grid", "interaction_members",
+           "at_base_width", "candidate_spec", "check_families", "family_members", "feasible_grid", "grid", "interaction_members",
            "known_spaces", "load_space", "manifold_size", "matched", "measure_grid", "meter_for", "narrowed",
            "near_edge_note", "parse_budget", "parse_duration", "prefilter", "require_feasible", "resolution_for",
            "resolve_proxy", "space_toml", "suggest", "target_macs", "target_ratio", "within"]

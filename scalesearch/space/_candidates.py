@@ -68,6 +68,11 @@ def candidate_spec(base: BaseNetwork, c: Candidate, resolution: int | None = Non
     return scale(narrowed(base, width), width=c.beta, depth=c.alpha, resolution=res)
 
 
+def at_base_width(base: BaseNetwork, c: Candidate, resolution: int | None = None, width: float = 1.0) -> NetworkSpec:
+    """The candidate's network at β = 1 (its depth and side kept): what a width-scaled learning rate is set against."""
+    return candidate_spec(base, replace(c, beta=1.0), resolution, width)
+
+
 @functools.lru_cache(maxsize=4096)
 def _scaled(base: BaseNetwork, alpha: float, beta: float) -> NetworkSpec:
     # The multipliers are cleared because cost ignores them: many (α, β) round to the

@@ -29,6 +29,7 @@ A search space is a TOML file (shipped ones live in ``search_spaces/`` at the to
     batch_size = 64
     optimizer = "adamw"      # adamw | sgd | rmsprop
     lr = 0.004
+    lr_scaling = "none"      # none | width: a wider layer's rate × its fan-in at β = 1 over its own (μP)
     momentum = 0.9           # sgd and rmsprop
     weight_decay = 0.01      # not on BatchNorm and biases
     schedule = "cosine"      # cosine | constant | step
@@ -80,6 +81,7 @@ SAMPLERS = ("grid", "tpe", "random", "qmc", "cmaes")
 PRUNERS = ("none", "median", "sha", "hyperband")
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 SCHEDULES = ("cosine", "constant", "step")
+LR_SCALINGS = ("none", "width")
 SCORES = ("loss", "acc")
 PROXY_DEVICES = ("cpu", "cuda")  # device kinds a space may give their own [proxy.<kind>] settings
 
@@ -172,6 +174,7 @@ class ProxySettings:
     batch_size: int = 64
     optimizer: str = "adamw"
     lr: float = 0.004
+    lr_scaling: str = "none"
     momentum: float = 0.9
     weight_decay: float = 0.01
     schedule: str = "cosine"
@@ -280,6 +283,7 @@ _PROXY: dict[str, Check] = {
     "batch_size": integer(1, MAX_BATCH),
     "optimizer": choice(OPTIMIZERS),
     "lr": number(0, low_open=True),
+    "lr_scaling": choice(LR_SCALINGS),
     "momentum": number(0, 1, high_open=True),
     "weight_decay": number(0),
     "schedule": choice(SCHEDULES),
@@ -386,6 +390,6 @@ def space_toml(space: SearchSpace) -> str:
 
 
 __all__ = [
-    "SPACES_DIR", "CONSTRAINTS", "SAMPLERS", "PRUNERS", "OPTIMIZERS", "SCHEDULES", "SCORES", "MAX_GRID_POINTS", "Range",
+    "SPACES_DIR", "CONSTRAINTS", "SAMPLERS", "PRUNERS", "OPTIMIZERS", "SCHEDULES", "LR_SCALINGS", "SCORES", "MAX_GRID_POINTS", "Range",
     "ProxySettings", "SearchSpace", "parse_budget", "parse_duration", "known_spaces", "load_space", "space_toml",
 ]

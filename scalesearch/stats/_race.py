@@ -320,8 +320,9 @@ def boundary(winner: Cand, tied: list[Cand], ranges: dict | None) -> list[str]:
         notes.append(f"the 95% set reaches {', '.join(f'{a}.max' for a in set_max)}: extend it to see past the edge")
     if any(x.startswith("beta") for x in at_max):
         notes.append("short proxies are known to favour width (Bello et al. 2021), and how strongly depends on the "
-                     "proxy's training: check with longer proxy training (--epochs) or another --lr, each in a study of "
-                     "its own (--study), and compare the two with scalesearch agree")
+                     "proxy's training: at one fixed rate a wider layer takes larger steps; check with --lr-scaling width "
+                     "(each layer's rate scaled to its width, as μP does), longer proxy training (--epochs) or another --lr, "
+                     "each in a study of its own (--study), and compare the two with scalesearch agree")
     return notes
 
 
