@@ -38,7 +38,7 @@ from scalesearch.data import DeviceData, load_data, subset
 from scalesearch.data import _folder as folder_io
 from scalesearch.proxy import _train as proxy
 from scalesearch.results import _ranking as results
-from scalesearch.space import Candidate, candidate_spec, load_space, resolution_for
+from scalesearch.space import Candidate, at_base_width, candidate_spec, load_space, resolution_for
 from scalesearch.stats import _race as race
 
 from .common import console, machine_line, section, table
@@ -108,7 +108,8 @@ def train_long(root: Path, c: Candidate, seed: int, quick: bool, device: str) ->
     side = resolution_for(77, c.gamma)
     ds = load_data(str(root), side=SIDE, val=settings.val, seed=0, report=folder_io.Report())
     data = DeviceData(subset(ds, min(train, len(ds.train_y)), None, seed), torch.device(device))
-    r = proxy.train(candidate_spec(base, c, side, settings.width), data, settings, side, seed)
+    r = proxy.train(candidate_spec(base, c, side, settings.width), data, settings, side, seed,
+                    reference=at_base_width(base, c, side, settings.width))
     return {"loss": r.val_loss[-1], "acc": r.final_acc, "seconds": r.seconds}
 
 

@@ -43,7 +43,7 @@ from scalesearch.data import DeviceData, load_data, subset
 from scalesearch.proxy import _train as proxy
 from scalesearch.results._record import shape_attrs
 from scalesearch.search._queue import spread_order
-from scalesearch.space import ProxySettings, candidate_spec, feasible_grid, load_space, resolution_for
+from scalesearch.space import ProxySettings, at_base_width, candidate_spec, feasible_grid, load_space, resolution_for
 from scalesearch.stats import _surface as surface
 
 from .common import append_runs, console, machine_line, section, table
@@ -67,6 +67,8 @@ DESIGNS: dict[str, tuple[dict, str | None, int]] = {  # trained in this order: t
     "batch 16 (four times the steps)": ({"batch_size": 16}, None, PAIRED),
     "lr 0.008 (twice the default's)": ({"lr": 0.008}, None, PAIRED),
     "lr 0.002 (half the default's)": ({"lr": 0.002}, None, PAIRED),
+    "width-scaled lr (muP), lr 0.004": ({"lr_scaling": "width"}, None, PAIRED),
+    "width-scaled lr (muP), lr 0.008": ({"lr_scaling": "width", "lr": 0.008}, None, PAIRED),
 }
 DEFAULT, LONG = list(DESIGNS)[:2]
 
@@ -92,9 +94,9 @@ def networks(count: int, quick: bool) -> list:
     return spread_order(out)[:count]
 
 
-def setup(design: str, c, seed: int, quick: bool) -> tuple[NetworkSpec, DeviceData, ProxySettings, int]:
+def setup(design: str, c, seed: int, quick: bool) -> tuple[NetworkSpec, DeviceData, ProxySettings, int, NetworkSpec]:
     """What `design` trains for network `c` on `seed`, on one thread: the network, its data, the proxy
-    settings and the side."""
+    settings, the side and the network at β = 1 (for a width-scaled rate)."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     changes, base_name, _ = DESIGNS[design]
     space = load_space("default")
@@ -105,17 +107,18 @@ def setup(design: str, c, seed: int, quick: bool) -> tuple[NetworkSpec, DeviceDa
     base = stride16(base) if base_name == "stride16" else base
     side = resolution_for(changes.get("resolution", 77), c.gamma)
     spec = candidate_spec(base, c, side, settings.width)
+    reference = at_base_width(base, c, side, settings.width)
     ds = load_data("synthetic:512" if quick else "embedded", val=settings.val, seed=space.proxy.seed)
     data = DeviceData(subset(ds, min(settings.train, len(ds.train_y)), None, seed), torch.device("cpu"))
-    return spec, data, settings, side
+    return spec, data, settings, side, reference
 
 
 def one_run(job: tuple) -> dict:
     """Train one (design, network, seed) on one thread; the row to append."""
     design, c, seed, quick = job
-    spec, data, settings, side = setup(design, c, seed, quick)
+    spec, data, settings, side, reference = setup(design, c, seed, quick)
     start = time.process_time()
-    r = proxy.train(spec, data, settings, side, seed)
+    r = proxy.train(spec, data, settings, side, seed, reference=reference)
     return {"design": design, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed, "side": side,
             "score": -r.val_loss[-1], "acc": r.final_acc, "cpu_s": time.process_time() - start, **shape_attrs(spec)}
 

@@ -63,7 +63,7 @@ def scores(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def one_run(job: tuple) -> dict:
     c, seed, quick = job
-    spec, data, settings, side = setup(DEFAULT, c, seed, quick)  # the default proxy, as proxy_design trains it
+    spec, data, settings, side, _ = setup(DEFAULT, c, seed, quick)  # the default proxy, as proxy_design trains it
     start = time.process_time()
     r = proxy.train(spec, data, settings, side, seed, every_epoch=False, keep_logits=True)
     row = {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed, "side": side,
