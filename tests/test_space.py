@@ -121,6 +121,8 @@ def test_budget_may_be_written_with_x(tmp_path):
         ("[proxy]\nema = 1\n", "proxy.ema", "must be a number >= 0 and < 1"),
         ("[proxy]\noptimizer = 'adam'\n", "proxy.optimizer", "one of 'sgd', 'adamw', 'rmsprop'"),
         ("[proxy]\nschedule = 'linear'\n", "proxy.schedule", "one of 'cosine'"),
+        ("[proxy]\nlr_scaling = 'mup'\n", "proxy.lr_scaling", "one of 'none', 'width'"),
+        ("[proxy]\noptimizer = 'sgd'\nlr_scaling = 'width'\n", "proxy.lr_scaling", "with optimizer \"sgd\""),
         ("[proxy]\nepochs = 2\nwarmup_epochs = 2\n", "proxy.warmup_epochs", "< proxy.epochs (2)"),
         ("[proxy]\nresolution = 4\n", "proxy.resolution", "must be an integer from 8 to 4096"),
         ("[proxy]\nseeds = true\n", "proxy.seeds", "must be an integer >= 1 and <= 100, got True"),
@@ -201,6 +203,7 @@ def test_with_overrides():
         ({"pruner": "asha"}, "search.pruner"),
         ({"alpha": Range(1.4, 1.0, 0.1)}, "alpha.max"),
         ({"warmup_epochs": 5}, "proxy.warmup_epochs"),
+        ({"optimizer": "sgd", "lr_scaling": "width"}, "proxy.lr_scaling"),
     ],
 )
 def test_with_overrides_validates(changes, key):

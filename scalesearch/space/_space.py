@@ -326,6 +326,9 @@ def _parse(data: dict[str, Any], where: str, name: str, path: str) -> SearchSpac
     proxy = ProxySettings(**read_table({k: v for k, v in table.items() if k not in PROXY_DEVICES}, _PROXY, "proxy.", where))
     if proxy.warmup_epochs >= proxy.epochs:
         raise fail(where, "proxy.warmup_epochs", f"an integer < proxy.epochs ({proxy.epochs})", proxy.warmup_epochs)
+    if proxy.lr_scaling == "width" and proxy.optimizer == "sgd":  # μP's rule for SGD is another one
+        raise fail(where, "proxy.lr_scaling", '"none" with optimizer "sgd" ("width" is μP\'s rule for adamw and rmsprop)',
+                   proxy.lr_scaling)
     if proxy.max_seeds < proxy.seeds:
         raise fail(where, "proxy.max_seeds", f"an integer >= proxy.seeds ({proxy.seeds})", proxy.max_seeds)
     ranges = {axis: _range(data, axis, where) for axis in _AXES}
