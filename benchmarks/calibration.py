@@ -11,8 +11,9 @@ wall time, winner and verdict.
     .venv/bin/python -m benchmarks --only calibration [--quick]
     .venv/bin/python -m benchmarks.calibration 11 12 13 14 15   # other seeds
     .venv/bin/python -m benchmarks.calibration --workers 1 10 20   # in one process, as before the CPU default used cores
+    .venv/bin/python -m benchmarks.calibration --set lr_scaling=width --set lr=0.008 10 20 30 40   # run options changed
 
-Runs stay in ``bench-results/calibration/seed<N>/``; a finished run (its ``wall.json`` written) is read
+Runs stay in ``bench-results/calibration/seed<N>/`` (with ``--set``, in a folder named for the changes); a finished run (its ``wall.json`` written) is read
 again, not resumed, so the tables re-render from the stored studies; delete the folder to run it afresh.
 """
 from __future__ import annotations
@@ -38,15 +39,17 @@ SEEDS = (1, 2, 3, 4)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | None = None, workers: int | None = None) -> dict:
+def one_run(seed: int, folder: Path, quick: bool, device: str, budget: str | None = None, workers: int | None = None,
+            changes: dict | None = None) -> dict:
     """The default command on seed `seed`'s copy of the space, as `scalesearch run` trains it (one worker process
-    per core on the CPU unless `workers` says otherwise), or the stored run when it finished before."""
+    per core on the CPU unless `workers` says otherwise; `changes`: run options, as the command line's), or the
+    stored run when it finished before."""
     space = Path(load_space("default").path).read_text().replace("\nseed = 0", f"\nseed = {seed}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"default-seed{seed}.toml"
     path.write_text(space)
     extra = {"train": 256, "val": 128, "epochs": 1, "time": "90s"} if quick else {}
-    extra |= {"time": budget} if budget else {}
+    extra |= ({"time": budget} if budget else {}) | (changes or {})
     where = folder / (f"seed{seed}" + (f"-{budget}" if budget else ""))
     done = where / "wall.json"
     if done.exists():  # a finished run is read again, never resumed: a resume would train on for a fresh budget
@@ -108,12 +111,24 @@ def report(runs: list[dict], device: str, quick: bool) -> str:
                    device, body)
 
 
-def run(quick: bool = False, device: str = "cpu", seeds: tuple[int, ...] = SEEDS, workers: int | None = None) -> str:
+def run(quick: bool = False, device: str = "cpu", seeds: tuple[int, ...] = SEEDS, workers: int | None = None,
+        changes: dict | None = None) -> str:
     folder = Path("bench-results") / ("calibration-quick" if quick else "calibration") / (
-        f"workers{workers}" if workers else "")
+        f"workers{workers}" if workers else "") / "-".join(f"{k}-{v}" for k, v in sorted((changes or {}).items()))
     console.log(machine_line(device))
-    runs = [one_run(seed, folder, quick, device, workers=workers) for seed in seeds]
+    runs = [one_run(seed, folder, quick, device, workers=workers, changes=changes) for seed in seeds]
     return report(runs, device, quick)
+
+
+def option_value(text: str):
+    """A ``--set`` value as the command line would give it: a number where it reads as one."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
 
 
 def longer(seed: int, budget: str, device: str = "cpu") -> str:
@@ -127,12 +142,18 @@ def longer(seed: int, budget: str, device: str = "cpu") -> str:
                    table(["--time", *RUN_HEADERS], rows) + "\n\n" + table(PAIR_HEADERS, pair_rows(runs)[0]))
 
 
-if __name__ == "__main__":  # python -m benchmarks.calibration [--workers N] [SEED ...] | --time 1h SEED
+if __name__ == "__main__":  # python -m benchmarks.calibration [--workers N] [--set KEY=VALUE ...] [SEED ...] | --time 1h SEED
     args = sys.argv[1:]
     if args[:1] == ["--time"]:
         print(longer(int(args[2]), args[1]))
     else:
         count = int(args[1]) if args[:1] == ["--workers"] else None
-        print(run(seeds=tuple(int(s) for s in args[2 if count else 0:]) or SEEDS, workers=count))
+        args = args[2 if count else 0:]
+        changes = {}
+        while args[:1] == ["--set"]:
+            key, _, value = args[1].partition("=")
+            changes[key] = option_value(value)
+            args = args[2:]
+        print(run(seeds=tuple(int(s) for s in args) or SEEDS, workers=count, changes=changes or None))
 
 __all__ = ["run", "report", "pair_rows", "longer"]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from benchmarks.end_to_end import ceiling
 
 
@@ -117,3 +119,25 @@ def test_the_scores_of_one_run_match_their_definitions_and_the_calibrated_one_ig
     assert abs(sharper["loss"] - got["loss"]) > 0.1 and sharper["acc"] == got["acc"]
     assert got["calibrated"] >= got["loss"] - 0.01  # a fitted temperature can only help, up to the cross-fit
     assert abs(sc.fitted_temperature(3 * logits, y) / sc.fitted_temperature(logits, y) - 3) < 0.01
+
+
+def test_the_calibration_passes_set_options_to_the_run_and_keeps_their_runs_apart(tmp_path, monkeypatch):
+    from benchmarks import calibration
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(base, **kw):
+        seen.append(kw)
+        raise Stop
+
+    monkeypatch.setattr(calibration.search, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Stop):
+        calibration.run(quick=True, seeds=(7,), changes={"lr_scaling": "width", "lr": 0.008})
+    assert seen[0]["lr_scaling"] == "width" and seen[0]["lr"] == 0.008 and seen[0]["time"] == "90s"
+    assert "lr-0.008-lr_scaling-width" in seen[0]["results_dir"] and "default-seed7" in seen[0]["space"]
+    assert "seed = 7" in (tmp_path / seen[0]["space"]).read_text()
+    assert [calibration.option_value(v) for v in ("3", "0.008", "width")] == [3, 0.008, "width"]
