@@ -202,6 +202,9 @@ def test_verdict_names_the_edge_of_the_space_and_prices_an_unresolved_answer():
     assert v.resolved and v.boundary[0] == ("the winner sits on the space's boundary (beta = beta.max 1.45, alpha = "
                                             "alpha.min 1, gamma = gamma.min 1): the optimum may lie beyond it; extend beta.max")
     assert "Bello" in v.boundary[-1] and "--lr" in v.boundary[-1] and "--lr-scaling width" in v.boundary[-1] and "scalesearch agree" in v.boundary[-1] and race.boundary((1.5, 1.2, 1.2), [(1.5, 1.2, 1.2)], ranges) == []
+    scaled = race.boundary(v.winner, v.tied, ranges, width_scaled=True)[-1]  # the check already made is not asked for
+    assert "was scaled to its width" in scaled and "--lr-scaling" not in scaled and "--epochs" in scaled
+    assert race.width_scaled({"proxy": {"lr_scaling": "width"}}) and not race.width_scaled({"proxy": {}}) and not race.width_scaled(None)
     flats = [race.verdict(surface_trials(seeds=2, noise=0.05, rng=np.random.default_rng(k), tilt=0.0), ranges)
              for k in range(20)]
     assert sum(not v.resolved for v in flats) >= 16  # no true best: a resolved answer is a 1-in-20 accident

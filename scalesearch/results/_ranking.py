@@ -195,7 +195,8 @@ def study_verdict(study: optuna.Study, trials: pd.DataFrame | None = None) -> ra
     """The verdict on a study (:func:`scalesearch.stats.verdict`), with where it sits on the edges of the space it
     recorded; `trials` when the caller already read them."""
     trials = trials_frame(study) if trials is None else trials
-    return race.verdict(trials, race.space_ranges(study.user_attrs.get("config")))
+    config = study.user_attrs.get("config")
+    return race.verdict(trials, race.space_ranges(config), race.width_scaled(config))
 
 
 def sort_ranking(ranked: pd.DataFrame, sort: str) -> pd.DataFrame:

@@ -187,11 +187,12 @@ class Verdict:
         return "resolved" if self.resolved else "not resolved"
 
 
-def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
+def verdict(trials: pd.DataFrame, ranges: dict | None = None, width_scaled: bool = False) -> Verdict | None:
     """The winner and how far the evidence carries it; None when nothing completed.
 
     `ranges` ({"alpha": {"min": …, "max": …}, …}, as a study's configuration records the space)
-    lets the verdict say when the answer sits on the space's edge.
+    lets the verdict say when the answer sits on the space's edge; `width_scaled`: the proxy's rates were
+    already scaled to each layer's width (so the width note does not ask for that check).
     """
     obs = observations(trials, 1)
     if obs.empty:
@@ -223,7 +224,7 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None) -> Verdict | None:
                         f"{s.table['seeds'].iloc[1]}) would separate the leader from the runner-up" + (
                             f": at least {_duration(more)} more of training for those two at the pace their runs "
                             "took (the same command with more --time resumes)" if more and math.isfinite(more) else ""))
-    edge = boundary(winner, tied, ranges)
+    edge = boundary(winner, tied, ranges, width_scaled)
     reason = "; ".join(problems) if problems else (
         f"the only network in the 95% set{' after φ = 2 split its twins' if stage == 2 else ''}, held on a second "
         f"seed and clear of the runner-up on their own seeds ({_fit_words(s)})")
@@ -302,8 +303,9 @@ def runner_up_holds(obs: pd.DataFrame, s: surface.Surface) -> bool:
     return bool(_not_beaten(means, pair.groupby("key")["seed"].nunique(), s.leader, sigma, dof))
 
 
-def boundary(winner: Cand, tied: list[Cand], ranges: dict | None) -> list[str]:
-    """Where the winner, or the 95% set, sits on an edge of the space's ranges, and what to extend."""
+def boundary(winner: Cand, tied: list[Cand], ranges: dict | None, width_scaled: bool = False) -> list[str]:
+    """Where the winner, or the 95% set, sits on an edge of the space's ranges, and what to extend, and for a
+    width corner the checks of the short proxy's bias (`width_scaled`: the rates already were scaled to width)."""
     if not ranges:
         return []
     axes = [(i, a, float(ranges[a]["min"]), float(ranges[a]["max"])) for i, a in enumerate(("alpha", "beta", "gamma"))
@@ -319,11 +321,18 @@ def boundary(winner: Cand, tied: list[Cand], ranges: dict | None) -> list[str]:
     if set_max:
         notes.append(f"the 95% set reaches {', '.join(f'{a}.max' for a in set_max)}: extend it to see past the edge")
     if any(x.startswith("beta") for x in at_max):
+        scaled = ("each layer's rate was scaled to its width (lr_scaling = width) here; check with "
+                  if width_scaled else "at one fixed rate a wider layer takes larger steps; check with --lr-scaling "
+                  "width (each layer's rate scaled to its width, as μP does), ")
         notes.append("short proxies are known to favour width (Bello et al. 2021), and how strongly depends on the "
-                     "proxy's training: at one fixed rate a wider layer takes larger steps; check with --lr-scaling width "
-                     "(each layer's rate scaled to its width, as μP does), longer proxy training (--epochs) or another --lr, "
-                     "each in a study of its own (--study), and compare the two with scalesearch agree")
+                     f"proxy's training: {scaled}longer proxy training (--epochs) or another --lr, each in a study of "
+                     "its own (--study), and compare the two with scalesearch agree")
     return notes
+
+
+def width_scaled(config: dict | None) -> bool:
+    """Whether a study's recorded proxy scaled each layer's rate to its width."""
+    return ((config or {}).get("proxy") or {}).get("lr_scaling") == "width"
 
 
 def space_ranges(config: dict | None) -> dict | None:
