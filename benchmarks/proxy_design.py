@@ -20,7 +20,9 @@ surface slopes show what the short horizon does to width against depth.
 
 The main table fits every design on the same first PAIRED seeds; designs trained on all of SEEDS get a
 second table, paired on those, with each one's Kendall τ-b against the default's ranking. The learning-rate
-and batch-size rows show what the proxy's horizon does: a proxy that learns less in its steps tilts harder.
+and batch-size rows show what the proxy's horizon does: a proxy that learns less in its steps tilts harder; the
+width-scaled rows (each layer's rate scaled to its width, μP) ask how much of the tilt towards width is one fixed
+rate's larger steps for wider layers.
 
 Results are appended to ``bench-results/proxy-design/runs.csv`` run by run; the same command
 resumes, training only what is missing.

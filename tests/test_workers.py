@@ -86,9 +86,11 @@ def test_a_round_is_laid_out_on_the_workers() -> None:
 def test_a_pool_keeps_to_the_time_budget(capsys, tmp_path) -> None:
     """Worker processes under a time budget: none starts a trial that would end after it, a trial caught by its
     end stops, and the whole command ends in time with what is left queued for a resume."""
-    # The first round alone would take longer than the budget.
+    # Trials of several seconds each and more of them (up to 8 seeds) than 30 s can train; short enough that a
+    # slow 2-core host can start some (with 1024 images a trial's priced time could exceed what was left, and
+    # none started).
     (tmp_path / "space.toml").write_text(SPACE.replace("max_seeds = 1", "max_seeds = 8").replace("epochs = 2", "epochs = 8")
-                                         .replace("train = 64", "train = 1024"))
+                                         .replace("train = 64", "train = 512"))
     start = time.monotonic()
     r = run_cli(capsys, "run", "--base", "tiny-mbconv", "--space", str(tmp_path / "space.toml"), "--data", "synthetic:1024",
                 "--device", "cpu", "--results-dir", str(tmp_path / "results"), "--workers", "2", "--time", "30s")
