@@ -91,11 +91,11 @@ def make_optimizer(net: nn.Module, s: ProxySettings, reference: nn.Module | None
     # No weight decay on BatchNorm and biases (1-D tensors), as in the official recipe.
     params = list(net.parameters())
     factors = width_factors(net, reference) if reference is not None else [1.0] * len(params)
-    groups: dict[tuple[bool, float], list] = {}
+    alike: dict[tuple[bool, float], list] = {}  # (decayed, rate factor) → parameters
     for p, f in zip(params, factors):
-        groups.setdefault((p.ndim > 1, f), []).append(p)
+        alike.setdefault((p.ndim > 1, f), []).append(p)
     groups = [{"params": ps, "lr": s.lr * f, "weight_decay": s.weight_decay if decay else 0.0}
-              for (decay, f), ps in groups.items()]
+              for (decay, f), ps in alike.items()]
     if s.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, nesterov=s.momentum > 0)
     if s.optimizer == "adamw":
@@ -112,8 +112,8 @@ def width_factors(net: nn.Module, reference: nn.Module) -> list[float]:
     to the network at β = 1) is μP's rule for Adam (Yang et al. 2022); depthwise kernels, the stem and all
     vectors keep the rate, as their fan-in does not grow with width.
     """
-    pairs = list(zip(net.parameters(), reference.parameters()))
-    if len(pairs) != len(list(net.parameters())) or any(p.ndim != r.ndim for p, r in pairs):
+    pairs = list(zip(net.parameters(), reference.parameters(), strict=True))  # the same layers, or ValueError
+    if any(p.ndim != r.ndim for p, r in pairs):
         raise ValueError("the reference network must have the same layers as the network it scales")
     fan_in = lambda t: t.shape[1] * math.prod(t.shape[2:])
     return [fan_in(r) / fan_in(p) if p.ndim > 1 else 1.0 for p, r in pairs]

@@ -243,8 +243,8 @@ class Worker:
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
         data = self.data(seed)
+        reference = at_base_width(plan.base, trained, a.proxy_resolution, space.proxy.width)
         try:
-            reference = at_base_width(plan.base, trained, a.proxy_resolution, space.proxy.width)
             r = proxy.train(spec, data, space.proxy, a.proxy_resolution, seed, on_epoch=on_epoch, on_step=self._step,
                             compile=self.compile, every_epoch=space.pruner != "none", reference=reference)
             proxy.require_learning(r, data.num_classes, data.num_val)
