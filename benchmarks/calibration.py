@@ -33,7 +33,7 @@ from scalesearch.results import _ranking as results, compare_rankings
 from scalesearch import search
 from scalesearch.space import load_space
 
-from .common import console, machine_line, section, table
+from .common import changes_folder, console, machine_line, run_changes, section, table
 
 SEEDS = (1, 2, 3, 4)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -114,21 +114,10 @@ def report(runs: list[dict], device: str, quick: bool) -> str:
 def run(quick: bool = False, device: str = "cpu", seeds: tuple[int, ...] = SEEDS, workers: int | None = None,
         changes: dict | None = None) -> str:
     folder = Path("bench-results") / ("calibration-quick" if quick else "calibration") / (
-        f"workers{workers}" if workers else "") / "-".join(f"{k}-{v}" for k, v in sorted((changes or {}).items()))
+        f"workers{workers}" if workers else "") / changes_folder(changes)
     console.log(machine_line(device))
     runs = [one_run(seed, folder, quick, device, workers=workers, changes=changes) for seed in seeds]
     return report(runs, device, quick)
-
-
-def option_value(text: str):
-    """A ``--set`` value as the command line would give it: a number where it reads as one."""
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
 
 
 def longer(seed: int, budget: str, device: str = "cpu") -> str:
@@ -149,11 +138,7 @@ if __name__ == "__main__":  # python -m benchmarks.calibration [--workers N] [--
     else:
         count = int(args[1]) if args[:1] == ["--workers"] else None
         args = args[2 if count else 0:]
-        changes = {}
-        while args[:1] == ["--set"]:
-            key, _, value = args[1].partition("=")
-            changes[key] = option_value(value)
-            args = args[2:]
+        changes, args = run_changes(args)
         print(run(seeds=tuple(int(s) for s in args) or SEEDS, workers=count, changes=changes or None))
 
 __all__ = ["run", "report", "pair_rows", "longer"]

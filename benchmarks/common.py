@@ -84,3 +84,29 @@ def append_runs(path: Path, todo: list, one_run: Callable[[Any], dict], jobs: in
             pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False)
             console.log(f"{i}/{len(todo)} {line(row)}")
     return pd.read_csv(path)
+
+
+def option_value(text: str):
+    """A ``--set`` value as the command line would give it: a number where it reads as one."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def run_changes(args: list[str]) -> tuple[dict, list[str]]:
+    """The leading ``--set KEY=VALUE`` pairs of `args` (run options, as the command line's) and the rest."""
+    changes = {}
+    while args[:1] == ["--set"] and len(args) > 1:
+        key, _, value = args[1].partition("=")
+        changes[key] = option_value(value)
+        args = args[2:]
+    return changes, args
+
+
+def changes_folder(changes: dict | None) -> str:
+    """A folder name for runs with changed options (``lr-0.008-lr_scaling-width``); empty for none."""
+    return "-".join(f"{k}-{v}" for k, v in sorted((changes or {}).items()))
+

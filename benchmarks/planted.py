@@ -17,12 +17,14 @@ winner beats the widest and the deepest in every seed.
     .venv/bin/python -m benchmarks --only planted [--quick]
 
 The folder, the search and the long runs stay in ``bench-results/planted*/``; the same command
-resumes the search and retrains only the long runs.
+resumes the search and retrains only the long runs. ``python -m benchmarks.planted --set lr_scaling=width``
+runs the search and its check with changed run options (the search in a folder named for them).
 """
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +40,10 @@ from scalesearch.data import DeviceData, load_data, subset
 from scalesearch.data import _folder as folder_io
 from scalesearch.proxy import _train as proxy
 from scalesearch.results import _ranking as results
-from scalesearch.space import Candidate, at_base_width, candidate_spec, load_space, resolution_for
+from scalesearch.space import Candidate, ProxySettings, at_base_width, candidate_spec, load_space, resolution_for
 from scalesearch.stats import _race as race
 
-from .common import console, machine_line, section, table
+from .common import changes_folder, console, machine_line, run_changes, section, table
 
 SIDE = 151
 PERIOD = (2.5, 3.5)  # px at SIDE: under 2 px (beyond the pixels) at 77 px, 1.8-2.5 px at 108 px
@@ -78,9 +80,11 @@ def texture_folder(root: Path, per_class: int, seed: int = 0, side: int = SIDE) 
     return root
 
 
-def search_folder(root: Path, out: Path, quick: bool, device: str) -> tuple[pd.DataFrame, race.Verdict, float]:
-    """The main job on `root` (resumed when `out` holds it): its trials, verdict and wall time."""
-    extra = {"train": 256, "val": 128, "epochs": 1, "time": "90s"} if quick else {}
+def search_folder(root: Path, out: Path, quick: bool, device: str, changes: dict | None = None
+                  ) -> tuple[pd.DataFrame, race.Verdict, float]:
+    """The main job on `root` (resumed when `out` holds it), with `changes` to its run options: its trials,
+    verdict and wall time."""
+    extra = {**({"train": 256, "val": 128, "epochs": 1, "time": "90s"} if quick else {}), **(changes or {})}
     start = time.monotonic()  # as `scalesearch run` trains it: one worker process per core on the CPU
     study = search.run("tiny-mbconv" if quick else "b0", data=str(root), device=device, results_dir=str(out), **extra).study
     trials = results.trials_frame(study)
@@ -99,10 +103,12 @@ def contenders(trials: pd.DataFrame, verdict: race.Verdict) -> dict[str, Candida
     return out
 
 
-def train_long(root: Path, c: Candidate, seed: int, quick: bool, device: str) -> dict:
-    """`c` trained at LONG× the default proxy's images × epochs on `root`, scored on the same val images."""
+def train_long(root: Path, c: Candidate, seed: int, quick: bool, device: str, changes: dict | None = None) -> dict:
+    """`c` trained at LONG× the default proxy's images × epochs (with the search's changes to the proxy,
+    such as its rate) on `root`, scored on the same val images."""
     base = load_base("tiny-mbconv" if quick else "b0")
-    settings = load_space("default").proxy
+    proxy_keys = {f.name for f in fields(ProxySettings)}
+    settings = load_space("default").with_overrides(**{k: v for k, v in (changes or {}).items() if k in proxy_keys}).proxy
     train, epochs = (256, 2) if quick else (2 * settings.train, 2 * settings.epochs)
     settings = replace(settings, train=train, epochs=epochs, val=128 if quick else settings.val)
     side = resolution_for(77, c.gamma)
@@ -113,12 +119,13 @@ def train_long(root: Path, c: Candidate, seed: int, quick: bool, device: str) ->
     return {"loss": r.val_loss[-1], "acc": r.final_acc, "seconds": r.seconds}
 
 
-def verify(root: Path, picks: dict[str, Candidate], quick: bool, device: str) -> tuple[list, bool]:
+def verify(root: Path, picks: dict[str, Candidate], quick: bool, device: str, changes: dict | None = None
+           ) -> tuple[list, bool]:
     rows, loss, done = [], {}, {}
     for seed in VERIFY_SEEDS:
         for role, c in picks.items():
             if (c, seed) not in done:  # the widest or the deepest may be the winner
-                done[c, seed] = train_long(root, c, seed, quick, device)
+                done[c, seed] = train_long(root, c, seed, quick, device, changes)
             r = done[c, seed]
             loss[role, seed] = r["loss"]
             console.log(f"long run, seed {seed}, {role} ({c.alpha:g}, {c.beta:g}, {c.gamma:g}): "
@@ -130,13 +137,14 @@ def verify(root: Path, picks: dict[str, Candidate], quick: bool, device: str) ->
     return rows, holds
 
 
-def run(quick: bool = False, device: str = "cpu") -> str:
+def run(quick: bool = False, device: str = "cpu", changes: dict | None = None) -> str:
+    """The search and its check on the texture folder; `changes`: run options for both (e.g. the rate's rule)."""
     out = Path("bench-results") / ("planted-quick" if quick else "planted")
     console.log(machine_line(device))
     root = texture_folder(out / "texture", 40 if quick else 1200, side=64 if quick else SIDE)
-    trials, v, seconds = search_folder(root, out, quick, device)
+    trials, v, seconds = search_folder(root, out / changes_folder(changes), quick, device, changes)
     picks = contenders(trials, v)
-    rows, holds = verify(root, picks, quick, device)
+    rows, holds = verify(root, picks, quick, device, changes)
     largest = max(trials.loc[trials["phi"] == 1, "gamma"])
     body = (f"The main job on the texture folder: winner (α, β, γ) = ({', '.join(f'{x:g}' for x in v.winner)}), "
             f"{v.words}, 95% set of {v.networks} network(s), {seconds:.0f} s wall. The planted answer is the largest γ "
@@ -144,10 +152,12 @@ def run(quick: bool = False, device: str = "cpu") -> str:
             + table(["seed", "network", "(α, β, γ)", f"val loss after {LONG}x training (nats)", "val top-1 (%)", "s"], rows)
             + f"\n\nChecked by longer training: the winner beats the widest and the deepest network in every seed: "
               f"{'yes' if holds else 'NO'}.")
-    return section("Planted answer: fine texture, where resolution pays" + (" (quick)" if quick else ""), device, body)
+    title = "Planted answer: fine texture, where resolution pays" + (" (quick)" if quick else "")
+    changed = ", ".join(f"{k} = {v}" for k, v in sorted((changes or {}).items()))
+    return section(title + (f", with {changed}" if changed else ""), device, body)
 
 
-if __name__ == "__main__":
-    print(run())
+if __name__ == "__main__":  # python -m benchmarks.planted [--set KEY=VALUE ...]: run options changed
+    print(run(changes=run_changes(sys.argv[1:])[0] or None))
 
 __all__ = ["run", "texture_folder", "texture_image", "contenders", "verify"]

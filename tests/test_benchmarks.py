@@ -122,7 +122,7 @@ def test_the_scores_of_one_run_match_their_definitions_and_the_calibrated_one_ig
 
 
 def test_the_calibration_passes_set_options_to_the_run_and_keeps_their_runs_apart(tmp_path, monkeypatch):
-    from benchmarks import calibration
+    from benchmarks import calibration, common
 
     seen = []
 
@@ -140,4 +140,37 @@ def test_the_calibration_passes_set_options_to_the_run_and_keeps_their_runs_apar
     assert seen[0]["lr_scaling"] == "width" and seen[0]["lr"] == 0.008 and seen[0]["time"] == "90s"
     assert "lr-0.008-lr_scaling-width" in seen[0]["results_dir"] and "default-seed7" in seen[0]["space"]
     assert "seed = 7" in (tmp_path / seen[0]["space"]).read_text()
-    assert [calibration.option_value(v) for v in ("3", "0.008", "width")] == [3, 0.008, "width"]
+    assert [common.option_value(v) for v in ("3", "0.008", "width")] == [3, 0.008, "width"]
+
+
+def test_the_planted_check_trains_with_the_searchs_changed_options(tmp_path, monkeypatch):
+    """`planted --set`: the search gets the options in its own folder, and the longer check trains under them too."""
+    from benchmarks import planted
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(base, **kw):
+        seen.append(kw)
+        raise Stop
+
+    monkeypatch.setattr(planted.search, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    changes = {"lr_scaling": "width", "lr": 0.008}
+    with pytest.raises(Stop):
+        planted.run(quick=True, changes=changes)
+    assert seen[0]["lr_scaling"] == "width" and seen[0]["lr"] == 0.008 and seen[0]["time"] == "90s"
+    assert seen[0]["results_dir"].endswith("lr-0.008-lr_scaling-width")
+    trained = []
+
+    def fake_train(spec, data, settings, side, seed, reference):
+        trained.append((settings, reference))
+        return SimpleNamespace(val_loss=[0.5], final_acc=0.9, seconds=1.0)
+
+    monkeypatch.setattr(planted.proxy, "train", fake_train)
+    root = tmp_path / "bench-results/planted-quick/texture"
+    assert planted.train_long(root, planted.Candidate(1, 1.2, 1), 0, True, "cpu", changes)["loss"] == 0.5
+    settings, reference = trained[0]
+    assert (settings.lr_scaling, settings.lr, settings.epochs) == ("width", 0.008, 2) and reference is not None
