@@ -109,4 +109,3 @@ def run_changes(args: list[str]) -> tuple[dict, list[str]]:
 def changes_folder(changes: dict | None) -> str:
     """A folder name for runs with changed options (``lr-0.008-lr_scaling-width``); empty for none."""
     return "-".join(f"{k}-{v}" for k, v in sorted((changes or {}).items()))
-

@@ -121,20 +121,27 @@ def test_the_scores_of_one_run_match_their_definitions_and_the_calibrated_one_ig
     assert abs(sc.fitted_temperature(3 * logits, y) / sc.fitted_temperature(logits, y) - 3) < 0.01
 
 
-def test_the_calibration_passes_set_options_to_the_run_and_keeps_their_runs_apart(tmp_path, monkeypatch):
-    from benchmarks import calibration, common
+class Stop(Exception):
+    """Raised by a stand-in for `search.run` once it has recorded the options it was given."""
 
+
+def recording_run(monkeypatch, module, tmp_path) -> list[dict]:
+    """Replace `module`'s `search.run` by one that records its options and raises Stop; run in `tmp_path`."""
     seen = []
-
-    class Stop(Exception):
-        pass
 
     def fake_run(base, **kw):
         seen.append(kw)
         raise Stop
 
-    monkeypatch.setattr(calibration.search, "run", fake_run)
+    monkeypatch.setattr(module.search, "run", fake_run)
     monkeypatch.chdir(tmp_path)
+    return seen
+
+
+def test_the_calibration_passes_set_options_to_the_run_and_keeps_their_runs_apart(tmp_path, monkeypatch):
+    from benchmarks import calibration, common
+
+    seen = recording_run(monkeypatch, calibration, tmp_path)
     with pytest.raises(Stop):
         calibration.run(quick=True, seeds=(7,), changes={"lr_scaling": "width", "lr": 0.008})
     assert seen[0]["lr_scaling"] == "width" and seen[0]["lr"] == 0.008 and seen[0]["time"] == "90s"
@@ -147,17 +154,7 @@ def test_the_planted_check_trains_with_the_searchs_changed_options(tmp_path, mon
     """`planted --set`: the search gets the options in its own folder, and the longer check trains under them too."""
     from benchmarks import planted
 
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def fake_run(base, **kw):
-        seen.append(kw)
-        raise Stop
-
-    monkeypatch.setattr(planted.search, "run", fake_run)
-    monkeypatch.chdir(tmp_path)
+    seen = recording_run(monkeypatch, planted, tmp_path)
     changes = {"lr_scaling": "width", "lr": 0.008}
     with pytest.raises(Stop):
         planted.run(quick=True, changes=changes)
