@@ -15,7 +15,8 @@ noise, as two seeds of the default command would, for a budget counted in traini
 Reported per rule, over replicates (a fresh truth each): Kendall τ-b between the two runs' fitted
 scores (the calibration's bar) and against the truth, how often the true best lies in a run's 95% set,
 how often one run's winner lies in the other's set, the winner's stated P(best) against how often it is the
-true best (equal on average when P(best) is calibrated), the set's size, and the trainings used.
+true best (equal on average when P(best) is calibrated), the set's size, how often the F-tests find that the
+networks differ at all (the verdict says when they do not), and the trainings used.
 
     .venv/bin/python -m benchmarks --only allocation [--quick]
     .venv/bin/python -m benchmarks.allocation --rules shipped --trainings 35 90 --tilt 0.7   # some rows
@@ -124,6 +125,7 @@ def replicate(cands: pd.DataFrame, rep: int, rule: str, budget: int, scale: floa
             "winner's P(best)": np.mean([s.table["p_best"].iloc[0] for s, _, _ in runs]),
             "winner is the true best": np.mean([s.leader == best for s, _, _ in runs]),
             "set size": np.mean([len(s.confidence_set) for s, _, _ in runs]),
+            "networks differ (p < 0.05)": np.mean([s.differ < 0.05 for s, _, _ in runs]),
             "resolved": np.mean([v.resolved for _, v, _ in runs]), "trainings": np.mean([n for *_, n in runs])}
 
 

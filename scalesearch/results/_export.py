@@ -120,7 +120,8 @@ def verdict_document(study: optuna.Study, trials: pd.DataFrame | None = None) ->
             "training_s_needed": None if v.seconds_needed is None or v.seconds_needed == float("inf")
             else round(v.seconds_needed),
             "model": {"form": s.form, "noise_sd": _num(s.sigma), "network_sd": _num(s.tau),
-                      "lack_of_fit_p": _num(s.lack_of_fit), "features": list(FEATURES),
+                      "lack_of_fit_p": _num(s.lack_of_fit), "networks_differ_p": _num(s.differ),
+                      "features": list(FEATURES),
                       "fitted_spread": _num(s.table["fit"].max() - s.table["fit"].min())}}
 
 

@@ -206,6 +206,9 @@ def verdict(trials: pd.DataFrame, ranges: dict | None = None, width_scaled: bool
     if untrained:
         problems.append(f"{untrained} candidate(s) not trained yet (the time ran out, or the run stopped, before them): the fit "
                         "covers part of the space")
+    if s.differ >= 1 - surface.LEVEL:  # nan (not testable) is not a finding
+        problems.append(f"the networks do not differ detectably (F-tests against seeds alone: p = {s.differ:.2f}), "
+                        "so their order may be noise")
     if len(in_set) > 1:
         problems.append("more than one network could be best")
     if s.table["seeds"].iloc[0] < 2:

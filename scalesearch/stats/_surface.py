@@ -90,6 +90,7 @@ class Surface:
     slopes: dict[str, float]  # d score / d feature of the linear part
     gap_sd: float  # standard deviation of (leader − runner-up) over the draws
     lack_of_fit: float = math.nan  # p-value of the linear surface against per-network means (nan: no replicates)
+    differ: float = math.nan  # p-value of "the networks differ at all", against seeds alone (nan: not testable)
 
     @property
     def leader(self):
@@ -128,7 +129,7 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
     X, P = _designs(obs, nets, seeds, form)
     y = obs["score"].to_numpy(float)
     beta, cov, sigma2, tau2, dof, model = _estimate(y, X, obs["key"].to_numpy(), form)
-    test = _lack_of_fit_test(obs, nets, seeds)
+    lack, differ = _f_tests(obs, nets, seeds)
     rng = np.random.default_rng(seed)
     if form == "mixed":  # τ² and σ² are uncertain too: draw over their posterior
         ratios, weights = _ratio_posterior(model, counts)
@@ -153,28 +154,27 @@ def fit(obs: pd.DataFrame, form: str = "linear", draws: int = DRAWS, seed: int =
     table["in_set"] = _set(table["p_best"]) if informed else True
     gap_sd = float(np.std(sample[:, 0] - sample[:, 1])) if len(order) > 1 else math.nan
     slopes = _slopes(beta[len(seeds):], nets) if form in ("linear", "mixed") else {}
-    return Surface(table, form, math.sqrt(sigma2), math.sqrt(max(tau2, 0.0)), dof, slopes, gap_sd, lack_of_fit(test))
+    return Surface(table, form, math.sqrt(sigma2), math.sqrt(max(tau2, 0.0)), dof, slopes, gap_sd, lack, differ)
 
 
-def lack_of_fit(test) -> float:
-    """p-value of the F-test: does one mean per network explain the scores better than the linear surface
-    (seed effects in both)? nan when it cannot be tested (`test` None): no network on two seeds, or too few networks."""
-    return math.nan if test is None else float(test[0].compare_f_test(test[1])[1])
+def _f_tests(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list) -> tuple[float, float]:
+    """(lack of fit, networks differ): p-values of F-tests between nested least-squares fits (statsmodels),
+    seed effects in every fit; nan where a test cannot be made (too few networks, or no residual freedom).
 
-
-def _lack_of_fit_test(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list):
-    """(one mean per network, the linear surface): the two fits (statsmodels OLS, seeds in both) that the
-    lack-of-fit F-test compares, or None when it cannot be made."""
+    Lack of fit: one mean per network against the linear surface. Networks differ: the linear surface and
+    one mean per network, each against seeds alone; the smaller p, doubled (Bonferroni), since either
+    kind of difference counts and the surface's test is the stronger where the scores tilt smoothly.
+    """
     import statsmodels.api as sm
 
-    if len(nets) < len(FEATURES) + 3:
-        return None
     y = obs["score"].to_numpy(float)
-    full = sm.OLS(y, _designs(obs, nets, seeds, "means")[0]).fit()
-    linear = sm.OLS(y, _designs(obs, nets, seeds, "linear")[0]).fit()
-    if full.df_resid < 1 or full.df_model <= linear.df_model:
-        return None
-    return full, linear
+    full, linear = (sm.OLS(y, _designs(obs, nets, seeds, form)[0]).fit() for form in ("means", "linear"))
+    seeds_only = sm.OLS(y, _designs(obs, nets, seeds, "linear")[0][:, :len(seeds)]).fit()
+    test = lambda big, small: (float(big.compare_f_test(small)[1])
+                               if big.df_resid >= 1 and big.df_model > small.df_model else math.nan)
+    lack = test(full, linear) if len(nets) >= len(FEATURES) + 3 else math.nan
+    differ = [p for p in (test(linear, seeds_only), test(full, seeds_only)) if not math.isnan(p)]
+    return lack, min(1.0, 2 * min(differ)) if differ else math.nan
 
 
 def _ratio_posterior(model, counts: pd.Series, size: int = RATIO_GRID) -> tuple[np.ndarray, np.ndarray]:
