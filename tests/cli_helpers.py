@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import optuna
 import pytest
 
 from scalesearch.cli import main
@@ -65,3 +67,9 @@ seeds = 1
 max_seeds = 1
 score = "acc"
 """
+
+
+def study_of(results: Path) -> optuna.Study:
+    """The one study a run wrote under the results folder `results` (SQLite)."""
+    (db,) = results.glob("*/study.db")
+    return optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")

@@ -13,7 +13,7 @@ import pytest
 import torch._dynamo
 from optuna.trial import TrialState
 
-from cli_helpers import assert_user_error, run_cli, tiny_space
+from cli_helpers import assert_user_error, run_cli, study_of, tiny_space
 from scalesearch.search import _pool as workers
 from scalesearch.proxy import _train as proxy
 from scalesearch import search
@@ -42,11 +42,6 @@ def space_file(tmp_path: Path) -> Path:
 def args(space_file: Path, results: Path, *extra: str) -> list[str]:
     return ["run", "--base", "tiny-mbconv", "--data", "synthetic:64", "--space", str(space_file),
             "--results-dir", str(results), "--device", "cpu", *extra]
-
-
-def study_of(results: Path) -> optuna.Study:
-    (db,) = results.glob("*/study.db")
-    return optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
 
 
 def complete_keys(study: optuna.Study) -> list[tuple[float, float, float]]:

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from cli_helpers import assert_user_error, run_cli, tiny_space
+from cli_helpers import assert_user_error, run_cli, study_of, tiny_space
 from scalesearch.proxy import _train as proxy
 from scalesearch.search import _pool as workers
 from scalesearch import search
@@ -99,8 +99,7 @@ def test_a_pool_keeps_to_the_time_budget(capsys, tmp_path) -> None:
     assert r.code == 0, r.err
     assert elapsed <= 30 * 1.1, elapsed  # the whole command, two worker processes started each round
     assert "time budget spent" in r.err, r.err
-    (db,) = (tmp_path / "results").glob("*/study.db")
-    study = optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
+    study = study_of(tmp_path / "results")
     ended = [t.datetime_complete for t in study.get_trials(states=(TrialState.COMPLETE,))]
     assert ended and max(ended) <= started + datetime.timedelta(seconds=30), (started, max(ended))
     # A fast host may finish its last round before the end; whatever was queued and not started is reported.

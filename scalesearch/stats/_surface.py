@@ -168,8 +168,9 @@ def _f_tests(obs: pd.DataFrame, nets: pd.DataFrame, seeds: list) -> tuple[float,
     import statsmodels.api as sm
 
     y = obs["score"].to_numpy(float)
-    full, linear = (sm.OLS(y, _designs(obs, nets, seeds, form)[0]).fit() for form in ("means", "linear"))
-    seeds_only = sm.OLS(y, _designs(obs, nets, seeds, "linear")[0][:, :len(seeds)]).fit()
+    X_means, X_linear = (_designs(obs, nets, seeds, form)[0] for form in ("means", "linear"))
+    # The designs open with the intercept and the seed contrasts: their first len(seeds) columns are seeds alone.
+    full, linear, seeds_only = (sm.OLS(y, X).fit() for X in (X_means, X_linear, X_linear[:, :len(seeds)]))
     test = lambda big, small: (float(big.compare_f_test(small)[1])
                                if big.df_resid >= 1 and big.df_model > small.df_model else math.nan)
     lack = test(full, linear) if len(nets) >= len(FEATURES) + 3 else math.nan
